@@ -13,7 +13,11 @@ use crate::tokens::Tokens;
 pub fn pairwise_inner_products(x: &Tokens) -> Result<Vec<f64>> {
     let n = x.ncols();
     if n < 2 {
-        return Err(DynamicsError::InvalidSize { name: "n", value: n, allowed: "at least 2 tokens for pairwise quantities" });
+        return Err(DynamicsError::InvalidSize {
+            name: "n",
+            value: n,
+            allowed: "at least 2 tokens for pairwise quantities",
+        });
     }
     let gram = x.tr_mul(x);
     let mut out = Vec::with_capacity(n * (n - 1) / 2);
@@ -54,7 +58,11 @@ impl Histogram {
             return Err(DynamicsError::InvalidSize { name: "bins", value: bins, allowed: "at least 1 bin" });
         }
         if !(lo.is_finite() && hi.is_finite() && lo < hi) {
-            return Err(DynamicsError::InvalidParameter { name: "hi", value: hi, allowed: "a finite upper edge above lo" });
+            return Err(DynamicsError::InvalidParameter {
+                name: "hi",
+                value: hi,
+                allowed: "a finite upper edge above lo",
+            });
         }
         if values.iter().any(|v| !v.is_finite()) {
             return Err(DynamicsError::NonFinite { what: "histogram input" });

@@ -8,25 +8,13 @@ use thiserror::Error;
 pub enum DynamicsError {
     /// A scalar parameter outside its allowed range (including NaN and infinities).
     #[error("parameter `{name}` = {value} is out of range: expected {allowed}")]
-    InvalidParameter {
-        name: &'static str,
-        value: f64,
-        allowed: &'static str,
-    },
+    InvalidParameter { name: &'static str, value: f64, allowed: &'static str },
     /// An integer size outside its allowed range.
     #[error("size `{name}` = {value} is out of range: expected {allowed}")]
-    InvalidSize {
-        name: &'static str,
-        value: usize,
-        allowed: &'static str,
-    },
+    InvalidSize { name: &'static str, value: usize, allowed: &'static str },
     /// Two shapes that must agree do not.
     #[error("shape mismatch for {what}: expected {expected}, got {got}")]
-    ShapeMismatch {
-        what: &'static str,
-        expected: String,
-        got: String,
-    },
+    ShapeMismatch { what: &'static str, expected: String, got: String },
     /// A NaN or infinity in input data or produced during integration.
     #[error("non-finite value in {what}")]
     NonFinite { what: &'static str },
@@ -41,16 +29,10 @@ pub enum DynamicsError {
     TooManySteps { max_steps: usize, t: f64 },
     /// The method cannot be applied to this state space.
     #[error("{method} cannot integrate a field on {manifold}")]
-    UnsupportedManifold {
-        method: &'static str,
-        manifold: &'static str,
-    },
+    UnsupportedManifold { method: &'static str, manifold: &'static str },
     /// An external solver (ode_solvers, the LP solver) failed.
     #[error("{solver} failed: {reason}")]
-    Solver {
-        solver: &'static str,
-        reason: String,
-    },
+    Solver { solver: &'static str, reason: String },
 }
 
 pub type Result<T> = std::result::Result<T, DynamicsError>;
@@ -69,10 +51,6 @@ pub fn check_positive(name: &'static str, value: f64) -> Result<f64> {
     if value.is_finite() && value > 0.0 {
         Ok(value)
     } else {
-        Err(DynamicsError::InvalidParameter {
-            name,
-            value,
-            allowed: "a finite number > 0",
-        })
+        Err(DynamicsError::InvalidParameter { name, value, allowed: "a finite number > 0" })
     }
 }

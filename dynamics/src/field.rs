@@ -204,7 +204,13 @@ impl Usa {
         let scale = match clock {
             Clock::Rescaled => 1.0,
             Clock::Physical => {
-                check_range("beta", beta, 0.0, MAX_BETA_PHYSICAL_USA, "β ≤ 700 for USA in physical time (use Clock::Rescaled)")?;
+                check_range(
+                    "beta",
+                    beta,
+                    0.0,
+                    MAX_BETA_PHYSICAL_USA,
+                    "β ≤ 700 for USA in physical time (use Clock::Rescaled)",
+                )?;
                 beta.exp()
             }
         };
@@ -260,7 +266,13 @@ impl PreLn {
         let kernel = AttentionKernel::new(beta, normalization)?;
         let scale = match (normalization, clock) {
             (Normalization::Uniform, Clock::Physical) => {
-                check_range("beta", beta, 0.0, MAX_BETA_PHYSICAL_USA, "β ≤ 700 for unnormalised Pre-LN in physical time")?;
+                check_range(
+                    "beta",
+                    beta,
+                    0.0,
+                    MAX_BETA_PHYSICAL_USA,
+                    "β ≤ 700 for unnormalised Pre-LN in physical time",
+                )?;
                 beta.exp()
             }
             _ => 1.0,
@@ -383,9 +395,9 @@ impl VectorField for Hardmax {
         }
         self.gram.gemm_tr(1.0, x, x, 0.0);
         for i in 0..n {
-            let best = (0..n).filter(|&j| j != i).max_by(|&a, &b| {
-                self.gram[(a, i)].total_cmp(&self.gram[(b, i)]).then(b.cmp(&a))
-            });
+            let best = (0..n)
+                .filter(|&j| j != i)
+                .max_by(|&a, &b| self.gram[(a, i)].total_cmp(&self.gram[(b, i)]).then(b.cmp(&a)));
             match best {
                 Some(j) => {
                     let c = self.gram[(j, i)];

@@ -23,10 +23,18 @@ pub fn rng_from_seed(seed: u64) -> ChaCha8Rng {
 
 fn check_shape(n: usize, d: usize, min_n: usize, min_d: usize) -> Result<()> {
     if n < min_n {
-        return Err(DynamicsError::InvalidSize { name: "n", value: n, allowed: "at least 1 token (2 for pairwise quantities)" });
+        return Err(DynamicsError::InvalidSize {
+            name: "n",
+            value: n,
+            allowed: "at least 1 token (2 for pairwise quantities)",
+        });
     }
     if d < min_d {
-        return Err(DynamicsError::InvalidSize { name: "d", value: d, allowed: "an ambient dimension of at least 2" });
+        return Err(DynamicsError::InvalidSize {
+            name: "d",
+            value: d,
+            allowed: "an ambient dimension of at least 2",
+        });
     }
     Ok(())
 }
@@ -107,7 +115,11 @@ pub fn from_gram(gram: &DMatrix<f64>, d: usize) -> Result<Tokens> {
     // the largest, with a safety factor of 100.
     let noise = 100.0 * n as f64 * f64::EPSILON * eig.eigenvalues.amax().max(1.0);
     if order.iter().skip(d).any(|&k| eig.eigenvalues[k] > noise) {
-        return Err(DynamicsError::InvalidSize { name: "d", value: d, allowed: "at least the rank of the Gram matrix" });
+        return Err(DynamicsError::InvalidSize {
+            name: "d",
+            value: d,
+            allowed: "at least the rank of the Gram matrix",
+        });
     }
     if order.iter().any(|&k| eig.eigenvalues[k] < -noise) {
         return Err(DynamicsError::InvalidParameter {
@@ -135,7 +147,11 @@ pub fn equiangular(n: usize, d: usize, rho0: f64) -> Result<Tokens> {
     let lo = -1.0 / (n as f64 - 1.0);
     check_range("rho0", rho0, lo, 1.0 - f64::EPSILON, "a number in [−1/(n−1), 1)")?;
     if d < n && rho0 > lo {
-        return Err(DynamicsError::InvalidSize { name: "d", value: d, allowed: "d ≥ n for an equiangular configuration with ρ₀ > −1/(n−1)" });
+        return Err(DynamicsError::InvalidSize {
+            name: "d",
+            value: d,
+            allowed: "d ≥ n for an equiangular configuration with ρ₀ > −1/(n−1)",
+        });
     }
     let gram = DMatrix::from_fn(n, n, |i, j| if i == j { 1.0 } else { rho0 });
     from_gram(&gram, d)
@@ -173,7 +189,11 @@ pub enum Polytope {
 pub fn regular_polytope(kind: Polytope, d: usize) -> Result<Tokens> {
     let need3 = |d: usize| {
         if d < 3 {
-            Err(DynamicsError::InvalidSize { name: "d", value: d, allowed: "d ≥ 3 for a 3-dimensional polytope" })
+            Err(DynamicsError::InvalidSize {
+                name: "d",
+                value: d,
+                allowed: "d ≥ 3 for a 3-dimensional polytope",
+            })
         } else {
             Ok(())
         }
@@ -182,7 +202,11 @@ pub fn regular_polytope(kind: Polytope, d: usize) -> Result<Tokens> {
     let raw: Vec<[f64; 3]> = match kind {
         Polytope::Simplex(n) => {
             if d + 1 < n {
-                return Err(DynamicsError::InvalidSize { name: "d", value: d, allowed: "d ≥ n − 1 for the simplex" });
+                return Err(DynamicsError::InvalidSize {
+                    name: "d",
+                    value: d,
+                    allowed: "d ≥ n − 1 for the simplex",
+                });
             }
             check_shape(n, d, 2, 2)?;
             let gram = DMatrix::from_fn(n, n, |i, j| if i == j { 1.0 } else { -1.0 / (n as f64 - 1.0) });
