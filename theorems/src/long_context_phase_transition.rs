@@ -42,6 +42,21 @@ pub fn output_cosine(n: f64, q: f64, rho: f64) -> f64 {
     (qm * qm * rho + 2.0 * qm * s + n * s) / (qm * qm + 2.0 * qm * s + n * s)
 }
 
+/// `|⟨θ_i',θ_j'⟩ − limit|` in a form free of cancellation where the limit is 1 or ρ: below the
+/// threshold `1 − cos = (1−ρ)(q−1)²/den`, above it `cos − ρ = (1−ρ)(2(q−1)s + ns)/den`.
+pub fn gap_to_claimed_limit(n: f64, q: f64, rho: f64, r: f64) -> f64 {
+    let s = 1.0 + (n - 1.0) * rho;
+    let qm = q - 1.0;
+    let den = qm * qm + 2.0 * qm * s + n * s;
+    if r < 1.0 {
+        (1.0 - rho) * qm * qm / den
+    } else if r > 1.0 {
+        (1.0 - rho) * (2.0 * qm * s + n * s) / den
+    } else {
+        (output_cosine(n, q, rho) - claimed_limit(rho, r)).abs()
+    }
+}
+
 /// The off-diagonal attention weight `A_ij = 1/(q + n − 1)`.
 pub fn off_diagonal_weight(n: f64, q: f64) -> f64 {
     1.0 / (q + n - 1.0)
@@ -159,9 +174,9 @@ pub fn check(ctx: &Context) -> CheckResult {
     let mut failures = Vec::new();
     let mut worst_last: f64 = 0.0;
     for rho in [0.25, 0.5, 0.75] {
-        for (regime, r) in [("below", 0.5), ("critical", 1.0), ("above", 2.0)] {
-            let limit = claimed_limit(rho, r);
-            let cos_gap = Trend::of(|n| (output_cosine(n, q_of(n, r), rho) - limit).abs());
+        // r = 0.75 and 1.5 decay like n^{-1/2}: slow enough that a wrong limit would show.
+        for (regime, r) in [("below", 0.75), ("critical", 1.0), ("above", 1.5)] {
+            let cos_gap = Trend::of(|n| gap_to_claimed_limit(n, q_of(n, r), rho, r));
             // The weight scaling: A_ij·n → 1 below, A_ij·n^{r} → 1 above; at the threshold the
             // theorem says nothing and n·A_ij → 1/2.
             let weight_gap = Trend::of(|n| {
@@ -216,6 +231,14 @@ mod tests {
         let rho = 0.3;
         let n = 1e15;
         assert!((output_cosine(n, n, rho) - 4.0 * rho / (1.0 + 3.0 * rho)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_trend_test_rejects_a_wrong_limit() {
+        // Below the threshold the cosine tends to 1; claiming ρ instead must not look like a
+        // shrinking gap, or the trend test could never refute anything.
+        let wrong = Trend::of(|n| (output_cosine(n, q_of(n, 0.75), 0.5) - 0.5).abs());
+        assert!(!wrong.shrinking());
     }
 
     #[test]
