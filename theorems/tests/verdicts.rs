@@ -24,3 +24,23 @@ fn check(id: &str) {
 fn long_context_phase_transition() {
     check("T7");
 }
+
+#[test]
+fn global_clustering() {
+    check("T1");
+}
+
+#[test]
+fn equiangular_reduction() {
+    check("EQ");
+}
+
+#[test]
+fn linearized_rates() {
+    check("LR");
+}
+
+#[test]
+fn energy_monotonicity() {
+    check("EN");
+}

@@ -1,0 +1,62 @@
+//! The few simulation choices the claims share: which field a [`Flow`] is, and the adaptive
+//! integrator used to produce trajectories.
+
+use dynamics::integrate::{DormandPrince54, Tolerances};
+use dynamics::{Clock, Sa, Usa, VectorField};
+
+use crate::strategies::Flow;
+
+/// The field of `flow` at `beta`, in physical time.
+pub fn field(flow: Flow, beta: f64) -> dynamics::Result<Box<dyn VectorField>> {
+    Ok(match flow {
+        Flow::Sa => Box::new(Sa::new(beta)?),
+        Flow::Usa => Box::new(Usa::new(beta, Clock::Physical)?),
+    })
+}
+
+/// Dormand–Prince 5(4) at relative tolerance `rtol` (absolute `rtol/100`: coordinates of unit
+/// vectors are O(1), and the absolute part only matters for coordinates near 0).
+pub fn adaptive(rtol: f64) -> dynamics::Result<DormandPrince54> {
+    DormandPrince54::new(Tolerances::new(rtol, rtol / 100.0)?, 1e-3)
+}
+
+/// `log(1 − ρ)` of a nearly equiangular configuration, from the mean of `|x_i − x_j|²/2` over
+/// pairs: this keeps the digits that `1 − ⟨x_i, x_j⟩` loses to cancellation when ρ is near 1.
+pub fn log_gap(x: &dynamics::Tokens) -> f64 {
+    let n = x.ncols();
+    let mut sum = 0.0;
+    for i in 0..n {
+        for j in i + 1..n {
+            sum += (x.column(i) - x.column(j)).norm_squared() / 2.0;
+        }
+    }
+    (sum / (n * (n - 1) / 2) as f64).ln()
+}
+
+/// The spread `max − min` of the off-diagonal Gram entries: 0 exactly for equiangular data.
+pub fn equiangular_spread(x: &dynamics::Tokens) -> f64 {
+    let g = x.tr_mul(x);
+    let n = x.ncols();
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for i in 0..n {
+        for j in i + 1..n {
+            lo = lo.min(g[(i, j)]);
+            hi = hi.max(g[(i, j)]);
+        }
+    }
+    hi - lo
+}
+
+/// Global error bound of a particle trajectory after `steps` accepted steps at local tolerance
+/// `rtol`: the sum of the local errors (each ≤ rtol per O(1) coordinate; the flows contract near
+/// the cluster, so errors are not amplified), doubled for the re-projection after each step.
+pub fn particle_error(steps: usize, rtol: f64) -> f64 {
+    2.0 * steps as f64 * rtol
+}
+
+/// Error bound of [`log_gap`] measured on particles with position error `e_x` when the true gap
+/// `1 − ρ` is `gap`: `δ(|x_i−x_j|²/2) ≤ |x_i−x_j|·2e_x = 2√(2·gap)·e_x`, plus the rounding of the
+/// squares, both divided by the gap.
+pub fn log_gap_tolerance(gap: f64, e_x: f64) -> f64 {
+    2.0 * (2.0 * gap).sqrt() * e_x / gap + 8.0 * f64::EPSILON / gap
+}

