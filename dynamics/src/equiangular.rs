@@ -38,6 +38,14 @@ pub const DEFAULT_TOL: Tolerances = Tolerances { rtol: 1e-12, atol: 1e-12 };
 /// steps; the budget only catches runaway integrations.
 const MAX_SOLVER_STEPS: u32 = 1_000_000;
 
+/// `Dop853` tests for stiffness every this many accepted steps (its default).
+const STIFFNESS_TEST_PERIOD: u32 = 1000;
+
+/// Disables the stiffness test: for a quadrature `t' = g(s)` the test's estimate of `h·λ` from
+/// stage differences divided by solution differences has no meaning (`g` does not depend on `t`)
+/// and raises false alarms where `g` varies quickly.
+const NO_STIFFNESS_TEST: u32 = u32::MAX;
+
 /// Which attention the equiangular tokens follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attention {
@@ -204,6 +212,7 @@ fn dop853_segment<D, S>(
     t1: f64,
     y0: OVector<f64, D>,
     tol: Tolerances,
+    n_stiff: u32,
 ) -> Result<OVector<f64, D>>
 where
     D: Dim,
@@ -229,7 +238,7 @@ where
         t1 - t0,
         0.0, // automatic initial step
         MAX_SOLVER_STEPS,
-        1000, // stiffness test period (the default)
+        n_stiff,
         OutputType::Sparse,
     );
     solver.integrate().map_err(solver_error)?;
@@ -269,7 +278,7 @@ pub fn log_gap(model: Equiangular, rho0: f64, times: &[f64], tol: Tolerances) ->
     let mut out = Vec::with_capacity(times.len());
     let (mut t, mut y) = (0.0, Vector1::new(log_gap_of(rho0)));
     for &t_next in times {
-        y = dop853_segment(LogGapSystem(model), t, t_next, y, tol)?;
+        y = dop853_segment(LogGapSystem(model), t, t_next, y, tol, STIFFNESS_TEST_PERIOD)?;
         t = t_next;
         out.push(y[0]);
     }
@@ -315,22 +324,27 @@ pub fn pre_ln(
     let mut out = Vec::with_capacity(times.len());
     let (mut t, mut y) = (0.0, Vector2::new(log_gap_of(rho0), r0));
     for &t_next in times {
-        y = dop853_segment(PreLnSystem { sa }, t, t_next, y, tol)?;
+        y = dop853_segment(PreLnSystem { sa }, t, t_next, y, tol, STIFFNESS_TEST_PERIOD)?;
         t = t_next;
         out.push((y[0], y[1]));
     }
     Ok(out)
 }
 
-/// `dt/ds = 1/|L̇(L₀ − s)|`: time as a function of the decrease `s` of the log-gap.
+/// `dt/ds = 1/|L̇(L₀ − s)|`, time as a function of the decrease `s` of the log-gap, written as the
+/// autonomous system `(s, t)' = (1, 1/|L̇(L₀ − s)|)`. Autonomous on purpose: ode_solvers 0.6.2's
+/// `Dop853` tableau has `c₁₂ = 0` instead of 1, so it evaluates stage 12 of a non-autonomous system
+/// at the wrong time (the step size collapses); the fields of this crate are all autonomous, and
+/// the linear component `s` is integrated exactly by any Runge–Kutta method.
 struct HittingTimeSystem {
     model: Equiangular,
     l0: f64,
 }
 
-impl System<f64, Vector1<f64>> for HittingTimeSystem {
-    fn system(&self, s: f64, _y: &Vector1<f64>, dy: &mut Vector1<f64>) {
-        dy[0] = -1.0 / self.model.log_gap_rate(self.l0 - s);
+impl System<f64, Vector2<f64>> for HittingTimeSystem {
+    fn system(&self, _x: f64, y: &Vector2<f64>, dy: &mut Vector2<f64>) {
+        dy[0] = 1.0;
+        dy[1] = -1.0 / self.model.log_gap_rate(self.l0 - y[0]);
     }
 }
 
@@ -366,6 +380,13 @@ pub fn time_to_reach(model: Equiangular, rho0: f64, rho_target: f64, tol: Tolera
             allowed: "ρ₀ > −1/(n−1): the simplex configuration is an equilibrium",
         });
     }
-    let y = dop853_segment(HittingTimeSystem { model, l0 }, 0.0, l0 - l1, Vector1::new(0.0), tol)?;
-    Ok(y[0])
+    let y = dop853_segment(
+        HittingTimeSystem { model, l0 },
+        0.0,
+        l0 - l1,
+        Vector2::new(0.0, 0.0),
+        tol,
+        NO_STIFFNESS_TEST,
+    )?;
+    Ok(y[1])
 }
