@@ -134,14 +134,16 @@ pub(crate) fn unit_directions(x: &Tokens) -> Result<Tokens> {
 /// `c_ij = |θ_i − θ_j|²/2`, which equals `1 − ⟨θ_i,θ_j⟩` on the sphere, for unit columns `θ`.
 ///
 /// Why the chord and not `1 − ⟨θ_i,θ_j⟩`: for nearly equal directions the inner product is
-/// `1 − c` with `c` tiny, and `1 − fl(⟨θ_i,θ_j⟩)` keeps only the digits of `c` above the rounding
-/// error `~dε` of the dot product, i.e. a relative error `dε/c` (all digits are gone at
-/// `c ≈ 1e-16`). The differences `θ_ik − θ_jk` of nearly equal components are exact (Sterbenz), so
-/// the chord has relative error `O(dε)`. The rounding of the normalisation moves each `θ_i`
-/// radially by `O(ε)`, which to first order is orthogonal to the chord (`⟨θ_i, θ_i − θ_j⟩ = c`), so
-/// it perturbs `c` by `O(ε·c + ε²)`: the chord keeps relative accuracy `O(dε)` down to gaps of
-/// order `ε²`. For far-apart directions both formulas are equally accurate, so the chord is used
-/// throughout and the gap matrix is exactly symmetric with a zero diagonal.
+/// `1 − c` with `c` tiny, and `fl(⟨θ_i,θ_j⟩)` has an absolute error `~dε`, so `1 − fl⟨⟩` has a
+/// relative error `~dε/c` (all digits are gone at `c ≈ 1e-16`, where it typically returns 0). The
+/// differences `θ_ik − θ_jk` of nearly equal components are exact (Sterbenz), so the chord inherits
+/// only the `O(ε)` absolute error of the coordinates themselves: an absolute error
+/// `O(ε·|θ_i − θ_j|) = O(ε√c)` in `c`, a relative error `O(ε/√c)`. At `c = 1e-12` that is `~1e-10`
+/// against `~1e-4`. (The part of the normalisation's rounding that is a common scale factor is
+/// radial and, being orthogonal to the chord to first order, costs nothing; tokens already of unit
+/// norm to rounding are divided by exactly 1.) For far-apart directions both formulas are equally
+/// accurate, so the chord is used throughout, and the gap matrix is exactly symmetric with a zero
+/// diagonal.
 pub(crate) fn half_sq_chords(theta: &Tokens) -> DMatrix<f64> {
     let n = theta.ncols();
     let mut c = DMatrix::zeros(n, n);
@@ -181,9 +183,9 @@ pub fn diameter(x: &Tokens) -> Result<f64> {
 /// `diameter(x)²/2`. Needs `n ≥ 2`, finite entries and no zero token.
 ///
 /// The chord keeps digits where `1 − ⟨⟩` cancels: the differences of nearly equal components are
-/// exact (Sterbenz), and the rounding of the normalisation is radial, orthogonal to the chord to
-/// first order, so the relative error stays `O(dε)` even at gaps of `1e-20`, where `1 − fl⟨⟩`
-/// returns 0.
+/// exact (Sterbenz), so the relative error is `O(ε/√gap)` (from the rounding of the coordinates
+/// themselves) instead of the `O(dε/gap)` of `1 − fl⟨x_i,x_j⟩`; at a gap of `1e-12` that is `1e-10`
+/// against `1e-4`, and below `ε`, where `1 − fl⟨⟩` returns 0, the chord still has digits.
 ///
 /// Reference: the clustering criterion `max_{ij}(1 − ⟨x_i,x_j⟩) → 0` of Theorem 1 (§4.1) of
 /// arXiv 2512.01868.
