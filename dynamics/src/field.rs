@@ -434,3 +434,65 @@ pub fn velocity_checked(field: &mut dyn VectorField, x: &Tokens) -> Result<Token
 pub fn mean_token(x: &Tokens) -> DVector<f64> {
     x.column_mean()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokens::uniform_sphere_seeded;
+
+    #[test]
+    fn kernel_weights_are_normalised_and_bounded() {
+        let x = uniform_sphere_seeded(7, 3, 1).unwrap();
+        let mut out = Tokens::zeros(3, 7);
+        for &beta in &[0.0, 2.0, 1e3] {
+            let mut soft = AttentionKernel::new(beta, Normalization::Softmax).unwrap();
+            soft.attend(&x, &mut out);
+            for c in soft.weights_transposed().column_iter() {
+                // A sum of 7 weights in (0, 1]: 7ε.
+                assert!((c.sum() - 1.0).abs() <= 7.0 * f64::EPSILON);
+                assert!(c.iter().all(|&w| (0.0..=1.0).contains(&w)));
+            }
+            let mut uni = AttentionKernel::new(beta, Normalization::Uniform).unwrap();
+            uni.attend(&x, &mut out);
+            // Rescaled uniform weights e^{β(⟨⟩−1)}/n ≤ 1/n, with equality on the diagonal up to
+            // |x_i|² − 1 = O(dε) in the exponent, multiplied by β: (β·2dε + 2ε)/n.
+            let w = uni.weights_transposed();
+            let tol = (beta * 6.0 * f64::EPSILON + 2.0 * f64::EPSILON) / 7.0;
+            for i in 0..7 {
+                assert!((w[(i, i)] - 1.0 / 7.0).abs() <= tol);
+                assert!(w.column(i).iter().all(|&v| v <= 1.0 / 7.0 + tol));
+            }
+        }
+    }
+
+    #[test]
+    fn hardmax_breaks_ties_to_the_smallest_index_and_handles_one_token() {
+        // Token 0 at e1 is equidistant from tokens 1 and 2.
+        let x = Tokens::from_column_slice(2, 3, &[1.0, 0.0, 0.0, 1.0, 0.0, -1.0]);
+        let v = velocity_checked(&mut Hardmax::new(), &x).unwrap();
+        assert_eq!(v.column(0).as_slice(), &[0.0, 1.0]);
+        let one = Tokens::from_column_slice(2, 1, &[1.0, 0.0]);
+        assert_eq!(velocity_checked(&mut Hardmax::new(), &one).unwrap(), Tokens::zeros(2, 1));
+    }
+
+    #[test]
+    fn pre_ln_gives_a_zero_token_a_zero_direction() {
+        // A zero token attends with weight e^0 to every direction and moves off the origin.
+        let x = Tokens::from_column_slice(2, 3, &[0.0, 0.0, 2.0, 0.0, 0.0, 3.0]);
+        let mut f = PreLn::new(1.0, Normalization::Softmax, Clock::Physical).unwrap();
+        let v = velocity_checked(&mut f, &x).unwrap();
+        // Weights 1/3 each on directions (0,0), (1,0), (0,1).
+        assert!((v[(0, 0)] - 1.0 / 3.0).abs() <= 4.0 * f64::EPSILON);
+        assert!((v[(1, 0)] - 1.0 / 3.0).abs() <= 4.0 * f64::EPSILON);
+    }
+
+    #[test]
+    fn buffers_follow_a_change_of_shape() {
+        let mut sa = Sa::new(1.0).unwrap();
+        for (n, d) in [(3, 2), (6, 4), (2, 5)] {
+            let x = uniform_sphere_seeded(n, d, 9).unwrap();
+            let v = velocity_checked(&mut sa, &x).unwrap();
+            assert_eq!(v.shape(), (d, n));
+        }
+    }
+}

@@ -6,10 +6,16 @@
 //! inverse temperature; every random quantity is drawn from a seeded ChaCha8 generator.
 
 pub mod diagnostics;
+pub mod equiangular;
 pub mod error;
 pub mod field;
+pub mod integrate;
 pub mod tokens;
 
 pub use error::{DynamicsError, Result};
 pub use field::{Clock, Hardmax, Kuramoto, Manifold, Normalization, PeriLn, PreLn, Sa, Usa, VectorField};
+pub use integrate::{
+    integrate, integrate_to, Control, CrouchGrossman3, DormandPrince54, IntegrateConfig, Integrator, Outcome,
+    Rk4, Tolerances,
+};
 pub use tokens::Tokens;

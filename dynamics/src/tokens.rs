@@ -106,8 +106,44 @@ pub fn random_orthogonal(d: usize, rng: &mut impl Rng) -> DMatrix<f64> {
 
 /// Coordinates in `R^d` of unit vectors with the given Gram matrix (which must be PSD, with unit
 /// diagonal and rank ≤ d), from its eigendecomposition.
+///
+/// The input is checked first: a non-square, empty or non-finite matrix, an asymmetric one, or one
+/// whose diagonal is not 1 is refused (the eigensolver would panic on the first two, never converge
+/// on NaN, and silently read only one triangle or renormalise the diagonal on the others,
+/// returning vectors with a different Gram matrix than the one asked for). Symmetry and the
+/// diagonal are checked to `GRAM_TOL` = 64ε·max(1, max|g_ij|): a Gram matrix computed as `XᵀX` is
+/// symmetric exactly and has a diagonal within a few `dε` of 1 for unit columns.
 pub fn from_gram(gram: &DMatrix<f64>, d: usize) -> Result<Tokens> {
     let n = gram.nrows();
+    if n == 0 || gram.ncols() != n {
+        return Err(DynamicsError::ShapeMismatch {
+            what: "Gram matrix",
+            expected: "a non-empty square matrix".into(),
+            got: format!("{}×{}", gram.nrows(), gram.ncols()),
+        });
+    }
+    if gram.iter().any(|v| !v.is_finite()) {
+        return Err(DynamicsError::NonFinite { what: "Gram matrix" });
+    }
+    let gram_tol = 64.0 * f64::EPSILON * gram.amax().max(1.0);
+    for i in 0..n {
+        if (gram[(i, i)] - 1.0).abs() > gram_tol {
+            return Err(DynamicsError::InvalidParameter {
+                name: "gram diagonal",
+                value: gram[(i, i)],
+                allowed: "1 (the Gram matrix of unit vectors)",
+            });
+        }
+        for j in 0..i {
+            if (gram[(i, j)] - gram[(j, i)]).abs() > gram_tol {
+                return Err(DynamicsError::InvalidParameter {
+                    name: "gram asymmetry",
+                    value: gram[(i, j)] - gram[(j, i)],
+                    allowed: "0 (a symmetric matrix)",
+                });
+            }
+        }
+    }
     let eig = SymmetricEigen::new(gram.clone());
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|&a, &b| eig.eigenvalues[b].total_cmp(&eig.eigenvalues[a]));
@@ -261,4 +297,67 @@ fn cube_vertices() -> Vec<[f64; 3]> {
 /// Column `i` of `x` as an owned vector (a convenience for tests and reports).
 pub fn token(x: &Tokens, i: usize) -> DVector<f64> {
     x.column(i).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_gram_refuses_malformed_matrices_instead_of_panicking() {
+        let shape = |g: &DMatrix<f64>| matches!(from_gram(g, 3), Err(DynamicsError::ShapeMismatch { .. }));
+        assert!(shape(&DMatrix::from_element(2, 3, 0.5)));
+        assert!(shape(&DMatrix::zeros(0, 0)));
+        let mut g = DMatrix::identity(3, 3);
+        g[(0, 1)] = f64::NAN;
+        g[(1, 0)] = f64::NAN;
+        assert!(matches!(from_gram(&g, 3), Err(DynamicsError::NonFinite { .. })));
+        // Asymmetric: the eigensolver would read one triangle and return the identity's vectors.
+        let mut g = DMatrix::identity(3, 3);
+        g[(0, 1)] = 0.5;
+        assert!(matches!(
+            from_gram(&g, 3),
+            Err(DynamicsError::InvalidParameter { name: "gram asymmetry", .. })
+        ));
+        // Non-unit diagonal: normalising would silently return a different Gram matrix.
+        let mut g = DMatrix::identity(3, 3);
+        g[(2, 2)] = 4.0;
+        assert!(matches!(
+            from_gram(&g, 3),
+            Err(DynamicsError::InvalidParameter { name: "gram diagonal", .. })
+        ));
+        // Indefinite, and rank above d.
+        let g = DMatrix::from_fn(3, 3, |i, j| if i == j { 1.0 } else { -0.9 });
+        assert!(matches!(from_gram(&g, 3), Err(DynamicsError::InvalidParameter { name: "gram", .. })));
+        assert!(matches!(
+            from_gram(&DMatrix::identity(3, 3), 2),
+            Err(DynamicsError::InvalidSize { name: "d", .. })
+        ));
+    }
+
+    #[test]
+    fn from_gram_reproduces_a_gram_matrix_of_rank_below_n() {
+        // Four unit vectors in a plane (rank 2) embedded in d = 2 and d = 5.
+        let angles = [0.1f64, 0.9, 2.0, 4.0];
+        let g = DMatrix::from_fn(4, 4, |i, j| (angles[i] - angles[j]).cos());
+        for d in [2, 5] {
+            let x = from_gram(&g, d).unwrap();
+            // Eigendecomposition backward error ~nε‖G‖ with ‖G‖ ≤ n: 64·n²ε.
+            assert!((x.tr_mul(&x) - &g).amax() <= 64.0 * 16.0 * f64::EPSILON, "d = {d}");
+        }
+    }
+
+    #[test]
+    fn validate_and_normalize_name_the_problem() {
+        assert!(matches!(validate(&Tokens::zeros(0, 3)), Err(DynamicsError::ShapeMismatch { .. })));
+        let mut x = Tokens::from_element(2, 3, 1.0);
+        x[(1, 2)] = f64::INFINITY;
+        assert_eq!(validate(&x), Err(DynamicsError::NonFinite { what: "token matrix" }));
+        let mut x = Tokens::from_element(2, 3, 1.0);
+        x.column_mut(1).fill(0.0);
+        assert_eq!(normalize_columns(&mut x), Err(DynamicsError::ZeroVector { index: 1 }));
+        let mut x = Tokens::from_element(2, 3, 3.0);
+        normalize_columns(&mut x).unwrap();
+        assert!(sphere_drift(&x) <= 2.0 * f64::EPSILON);
+    }
 }
