@@ -47,6 +47,8 @@ const STIFFNESS_TEST_PERIOD: u32 = 1000;
 const NO_STIFFNESS_TEST: u32 = u32::MAX;
 
 /// Which attention the equiangular tokens follow.
+///
+/// Reference: Rigollet, arXiv 2512.01868, §6.1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attention {
     /// Softmax self-attention [`crate::Sa`].
@@ -56,10 +58,15 @@ pub enum Attention {
 }
 
 /// An equiangular model: the attention, the number of tokens `n ≥ 2` and the inverse temperature β.
+///
+/// Reference: Rigollet, arXiv 2512.01868, §6.1.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Equiangular {
+    /// SA, or USA on a clock.
     pub attention: Attention,
+    /// Number of tokens, `≥ 2`.
     pub n: usize,
+    /// Inverse temperature (see [`check_beta`]).
     pub beta: f64,
 }
 

@@ -21,6 +21,11 @@ use crate::tokens::{self, Tokens};
 /// slack such a rounding remainder would cost an extra sliver step of size ~`10⁻¹²·h`.
 pub const FIXED_STEP_SNAP: f64 = 1e-6;
 
+/// An adaptive step may be stretched by up to this fraction to land on `t_end`, instead of leaving
+/// a sliver for an extra step (the convention of Hairer's DOPRI5: `x + 1.01h > x_end`). The error
+/// test then judges the stretched step like any other.
+pub const ADAPTIVE_STEP_SNAP: f64 = 0.01;
+
 /// Safety factor of the step-size controller: aim for 90 % of the tolerated error.
 pub const SAFETY: f64 = 0.9;
 /// Smallest factor by which one step may shrink the next.
@@ -42,7 +47,10 @@ pub fn sphere_tolerance(d: usize) -> f64 {
     (d as f64 + 3.0) * f64::EPSILON
 }
 
-/// A one-step method that advances a configuration in place.
+/// A one-step method that advances a configuration in place: `x ← Φ_h(x)` for one accepted step
+/// `h ≤ t_end − t`, with the step size chosen by the method itself.
+///
+/// Reference: Hairer, Nørsett & Wanner, *Solving ODEs I*, §II.1 (one-step methods).
 pub trait Integrator {
     /// A short human-readable name (for reports and error messages).
     fn name(&self) -> &'static str;
@@ -206,8 +214,12 @@ impl Integrator for Rk4 {
 /// Relative and absolute tolerances of an adaptive method: a step is accepted when the RMS of
 /// $`\mathrm{err}_k / (\mathrm{atol} + \mathrm{rtol}\max(|y_k|, |y^{\mathrm{new}}_k|))`$ is at most 1.
 #[derive(Debug, Clone, Copy, PartialEq)]
+///
+/// Reference: Hairer, Nørsett & Wanner, *Solving ODEs I*, §II.4, eq. (4.11).
 pub struct Tolerances {
+    /// Relative tolerance, finite and `> 0`.
     pub rtol: f64,
+    /// Absolute tolerance, finite and `> 0`.
     pub atol: f64,
 }
 
@@ -493,7 +505,7 @@ impl Integrator for DormandPrince54 {
                     .max(H_MIN_ULPS * f64::EPSILON * t.abs().max(t_end.abs()))
                     .max(f64::MIN_POSITIVE);
                 loop {
-                    let (h, last) = clip_step(self.h, t, t_end, 0.0);
+                    let (h, last) = clip_step(self.h, t, t_end, ADAPTIVE_STEP_SNAP);
                     self.trial(field, x, h);
                     let e = self.error_norm(x, tol);
                     if e <= 1.0 {
@@ -735,6 +747,8 @@ impl Integrator for CrouchGrossman3 {
 // ---------------------------------------------------------------------------------------------
 
 /// The span and budget of one [`integrate`] run, which always starts at `t = 0`.
+///
+/// Reference: Rigollet, arXiv 2512.01868 (the flows are autonomous, so a start at 0 loses nothing).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct IntegrateConfig {
     /// Final time, finite and `≥ 0` (`0` returns the initial state after one observer call).
@@ -797,6 +811,8 @@ pub struct Outcome {
 
 /// Checks an initial configuration against the field's manifold: finite and non-empty; `1 × n`
 /// for [`Manifold::Angles`]; unit columns within [`sphere_tolerance`] for [`Manifold::Sphere`].
+///
+/// Reference: Rigollet, arXiv 2512.01868 (states on `(S^{d−1})^n`, `(R^d)^n` and the torus).
 pub fn validate_state(manifold: Manifold, x: &Tokens) -> Result<()> {
     tokens::validate(x)?;
     match manifold {
@@ -874,6 +890,8 @@ pub fn integrate(
 
 /// [`integrate`] to `t_end` with no observer and a budget of [`DEFAULT_MAX_STEPS`] steps; returns
 /// the final state.
+///
+/// Reference: Rigollet, arXiv 2512.01868 (the flows integrated).
 pub fn integrate_to(
     field: &mut dyn VectorField,
     method: &mut dyn Integrator,

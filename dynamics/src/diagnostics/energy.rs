@@ -223,10 +223,11 @@ mod tests {
             assert!((chi(y) - series).abs() <= 1e-14 * series.abs(), "y = {y}");
         }
         assert_eq!(chi(0.0), 0.0);
-        // Continuity across the switch at |y| = 1/2.
+        // Continuity across the switch at |y| = 1/2: the two branches agree to the expm1 branch's
+        // cancellation loss (a factor ≲ 11 at y = 1/2, so ~11ε), far inside 1e-13.
         for &y in &[0.5f64, -0.5] {
-            let below = chi(y * (1.0 - 1e-12));
-            assert!((chi(y) - below).abs() <= 1e-12 * chi(y).abs(), "y = {y}");
+            let below = chi(y * (1.0 - 1e-15));
+            assert!((chi(y) - below).abs() <= 1e-13 * chi(y).abs(), "y = {y}");
         }
     }
 }
