@@ -152,7 +152,12 @@ impl AttentionKernel {
                 }
             }
         }
-        out.gemm(1.0, theta, &self.weights, 0.0);
+        // One matrix–vector product per token rather than one `Θ·W` gemm: nalgebra hands a large
+        // gemm to matrixmultiply, which allocates a packing buffer on every call, and the hot loop
+        // must not allocate. gemv is a sequence of column axpys and allocates nothing.
+        for (i, mut col) in out.column_iter_mut().enumerate() {
+            col.gemv(1.0, theta, &self.weights.column(i), 0.0);
+        }
     }
 }
 

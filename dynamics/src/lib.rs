@@ -10,6 +10,7 @@ pub mod equiangular;
 pub mod error;
 pub mod field;
 pub mod integrate;
+pub mod quadrature;
 pub mod tokens;
 
 pub use error::{DynamicsError, Result};
