@@ -57,6 +57,16 @@ pub fn gap_to_claimed_limit(n: f64, q: f64, rho: f64, r: f64) -> f64 {
     }
 }
 
+/// The cosine of two outputs under the other reading of "one Pre-LN layer", with the residual
+/// connection: `y_i = θ_i + A_i`. Then `y_i ∝ (1 + A_ii − A_ij)θ_i + A_ij S` with `S = Σ_j θ_j`.
+pub fn residual_output_cosine(n: f64, q: f64, rho: f64) -> f64 {
+    let s = 1.0 + (n - 1.0) * rho;
+    let (a, b) = (q / (q + n - 1.0), 1.0 / (q + n - 1.0));
+    let u = 1.0 + a - b;
+    let cross = 2.0 * u * b * s + b * b * n * s;
+    (u * u * rho + cross) / (u * u + cross)
+}
+
 /// The off-diagonal attention weight `A_ij = 1/(q + n − 1)`.
 pub fn off_diagonal_weight(n: f64, q: f64) -> f64 {
     1.0 / (q + n - 1.0)
@@ -202,6 +212,18 @@ pub fn check(ctx: &Context) -> CheckResult {
         }
     }
     evidence.key = format!("largest gap to the limit at n=1e12: {worst_last:.2e}");
+    // The statement is about the attention output alone. With the residual connection the limits
+    // differ (4ρ/(1+3ρ) below the threshold, not 1), so the reading matters; report it.
+    let (rho, n) = (0.5, 1e12);
+    evidence = evidence
+        .number("residual_reading_rho0.5_below_cos_n1e12", residual_output_cosine(n, q_of(n, 0.75), rho))
+        .number("residual_reading_rho0.5_critical_cos_n1e12", residual_output_cosine(n, q_of(n, 1.0), rho))
+        .number("residual_reading_rho0.5_above_cos_n1e12", residual_output_cosine(n, q_of(n, 1.5), rho))
+        .note(
+            "reading: the layer output is the attention vector A_i (no residual); with the residual θ_i + A_i \
+             the limits at ρ = 0.5 would be 0.8 = 4ρ/(1+3ρ) below the threshold, 16ρ/(9+7ρ) ≈ 0.64 at it, and ρ \
+             above — so Theorem 7 holds for the attention output, not for the residual stream",
+        );
     if !failures.is_empty() {
         evidence.notes.extend(failures.iter().cloned());
         return Ok(crate::claim::Verdict::Counterexample {
