@@ -180,7 +180,7 @@ fn run_models(args: &Args, start: Instant) -> Vec<ModelReport> {
     let started = Instant::now();
     let mut progress = |m: &str| eprintln!("[{:>6.1}s] {m}", start.elapsed().as_secs_f64());
     let name = embeddings::minilm::MODEL_NAME.to_string();
-    match embeddings::minilm::run_default(args.model_dir.as_deref(), &mut progress) {
+    let report = match embeddings::minilm::run_default(args.model_dir.as_deref(), &mut progress) {
         Ok((states, layers)) => ModelReport {
             name,
             inputs: states.batch(),
@@ -195,7 +195,8 @@ fn run_models(args: &Args, start: Instant) -> Vec<ModelReport> {
             error: Some(format!("{e:#}")),
             seconds: started.elapsed().as_secs_f64(),
         },
-    }
+    };
+    vec![report]
 }
 
 #[cfg(not(feature = "model"))]
