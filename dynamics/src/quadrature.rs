@@ -17,7 +17,11 @@ const MAX_DEPTH: u32 = 40;
 /// meant for: integrands analytic on `[a, b]`. Errors on a non-finite bound, tolerance or value.
 pub fn adaptive_simpson(f: &dyn Fn(f64) -> f64, a: f64, b: f64, tol: f64) -> Result<f64> {
     if !(a.is_finite() && b.is_finite()) {
-        return Err(DynamicsError::InvalidParameter { name: "b", value: b, allowed: "finite integration bounds" });
+        return Err(DynamicsError::InvalidParameter {
+            name: "b",
+            value: b,
+            allowed: "finite integration bounds",
+        });
     }
     crate::error::check_positive("tol", tol)?;
     let (fa, fm, fb) = (f(a), f((a + b) / 2.0), f(b));
@@ -30,7 +34,14 @@ pub fn adaptive_simpson(f: &dyn Fn(f64) -> f64, a: f64, b: f64, tol: f64) -> Res
     }
 }
 
-fn recurse(f: &dyn Fn(f64) -> f64, [a, b]: [f64; 2], [fa, fm, fb]: [f64; 3], whole: f64, tol: f64, depth: u32) -> f64 {
+fn recurse(
+    f: &dyn Fn(f64) -> f64,
+    [a, b]: [f64; 2],
+    [fa, fm, fb]: [f64; 3],
+    whole: f64,
+    tol: f64,
+    depth: u32,
+) -> f64 {
     let m = (a + b) / 2.0;
     let (flm, frm) = (f((3.0 * a + b) / 4.0), f((a + 3.0 * b) / 4.0));
     let left = (m - a) / 6.0 * (fa + 4.0 * flm + fm);

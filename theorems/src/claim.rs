@@ -193,7 +193,12 @@ impl<C> Search<C> {
 /// Runs `property` on `cases` inputs drawn from `strategy` by proptest with a fixed ChaCha seed,
 /// and shrinks the first failure to a minimal input. Deterministic: the same seed gives the same
 /// cases, outcomes and shrunk input, bit for bit.
-pub fn search<S>(seed: u64, cases: u32, strategy: S, property: impl Fn(&S::Value) -> CaseOutcome) -> Search<S::Value>
+pub fn search<S>(
+    seed: u64,
+    cases: u32,
+    strategy: S,
+    property: impl Fn(&S::Value) -> CaseOutcome,
+) -> Search<S::Value>
 where
     S: Strategy,
     S::Value: Clone + Debug,
@@ -224,7 +229,10 @@ where
         Err(TestError::Fail(reason, case)) => Some((case, reason.message().to_string())),
         Err(TestError::Abort(reason)) => {
             // Abort happens only on too many rejections, and no strategy here rejects.
-            Some((recorded.borrow().last().map(|(c, _)| c.clone()).expect("abort after a case"), reason.message().to_string()))
+            Some((
+                recorded.borrow().last().map(|(c, _)| c.clone()).expect("abort after a case"),
+                reason.message().to_string(),
+            ))
         }
     };
     Search { outcomes: recorded.into_inner(), minimal_failure }
@@ -239,14 +247,19 @@ pub fn replay_command<C: Serialize>(id: &str, case: &C) -> (String, String) {
 
 /// Parses a replayed case.
 pub fn parse_case<C: DeserializeOwned>(id: &str, input: &str) -> Result<C, CheckError> {
-    serde_json::from_str(input).map_err(|e| CheckError(format!("cannot parse a {id} case from `{input}`: {e}")))
+    serde_json::from_str(input)
+        .map_err(|e| CheckError(format!("cannot parse a {id} case from `{input}`: {e}")))
 }
 
 /// Builds the verdict of a single replayed case.
 pub fn replay_verdict(id: &str, input: &str, outcome: CaseOutcome) -> Verdict {
     match outcome {
-        CaseOutcome::Pass(numbers) => Verdict::Held { evidence: Evidence { key: "the case holds".into(), numbers, notes: vec![] } },
-        CaseOutcome::Inconclusive(reason) => Verdict::Inconclusive { evidence: Evidence::new("undecided"), reason },
+        CaseOutcome::Pass(numbers) => {
+            Verdict::Held { evidence: Evidence { key: "the case holds".into(), numbers, notes: vec![] } }
+        }
+        CaseOutcome::Inconclusive(reason) => {
+            Verdict::Inconclusive { evidence: Evidence::new("undecided"), reason }
+        }
         CaseOutcome::Fail(reason) => Verdict::Counterexample {
             evidence: Evidence::new(reason.clone()),
             counterexample: Counterexample {
@@ -269,7 +282,8 @@ pub fn verdict_of<C: Serialize>(id: &str, search: &Search<C>, evidence: Evidence
         };
     }
     if search.passed().next().is_none() {
-        let reason = search.inconclusive().next().map(|(_, r)| r.clone()).unwrap_or_else(|| "no case was run".into());
+        let reason =
+            search.inconclusive().next().map(|(_, r)| r.clone()).unwrap_or_else(|| "no case was run".into());
         return Verdict::Inconclusive { evidence, reason };
     }
     Verdict::Held { evidence }

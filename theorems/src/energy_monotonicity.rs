@@ -24,7 +24,9 @@ use dynamics::{Manifold, Normalization, VectorField};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::claim::{parse_case, replay_verdict, search, verdict_of, CaseOutcome, CheckResult, Context, Evidence};
+use crate::claim::{
+    parse_case, replay_verdict, search, verdict_of, CaseOutcome, CheckResult, Context, Evidence,
+};
 use crate::sim::{adaptive, field};
 use crate::strategies::{flow, inverse_temperature, seed, Flow};
 
@@ -115,7 +117,8 @@ fn try_case(case: &Case) -> dynamics::Result<CaseOutcome> {
     // (a) Monotonicity along a trajectory. A step's energy error is bounded by |∇E|·|δx| with
     // |∇_{x_i} E| ≤ e^β/n and |δx_i| ≤ √d·rtol (the controller's local bound), summed over i, plus
     // the rounding of the n² terms of E.
-    let step_tol = case.beta.exp() * ((case.d as f64).sqrt() * RTOL + 8.0 * (case.n * case.n) as f64 * f64::EPSILON);
+    let step_tol =
+        case.beta.exp() * ((case.d as f64).sqrt() * RTOL + 8.0 * (case.n * case.n) as f64 * f64::EPSILON);
     let mut method = adaptive(RTOL)?;
     let config = IntegrateConfig::new(HORIZON_RATE_UNITS / lambda * 5.0, 10_000_000)?;
     let mut previous = f64::NEG_INFINITY;
@@ -129,7 +132,8 @@ fn try_case(case: &Case) -> dynamics::Result<CaseOutcome> {
                 let drop = previous - e;
                 worst_drop = worst_drop.max(drop);
                 if drop > step_tol {
-                    failure = Some(format!("energy decreased by {drop:.3e} (> {step_tol:.1e}) at t = {t:.5}"));
+                    failure =
+                        Some(format!("energy decreased by {drop:.3e} (> {step_tol:.1e}) at t = {t:.5}"));
                     return Control::Stop;
                 }
                 previous = e;

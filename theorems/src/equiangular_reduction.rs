@@ -21,7 +21,9 @@ use dynamics::Clock;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::claim::{parse_case, replay_verdict, search, verdict_of, CaseOutcome, CheckResult, Context, Evidence};
+use crate::claim::{
+    parse_case, replay_verdict, search, verdict_of, CaseOutcome, CheckResult, Context, Evidence,
+};
 use crate::sim::{adaptive, equiangular_spread, field, log_gap, log_gap_tolerance, particle_error};
 use crate::strategies::{flow, inverse_temperature, rho0_in, seed, Flow};
 

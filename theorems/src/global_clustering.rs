@@ -36,7 +36,9 @@ use proptest::prelude::*;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
-use crate::claim::{parse_case, replay_verdict, search, verdict_of, CaseOutcome, CheckResult, Context, Evidence};
+use crate::claim::{
+    parse_case, replay_verdict, search, verdict_of, CaseOutcome, CheckResult, Context, Evidence,
+};
 use crate::sim::{adaptive, field};
 use crate::strategies::{flow, inverse_temperature, seed, Flow};
 
@@ -80,7 +82,11 @@ pub fn horizon(flow: Flow, n: usize, beta: f64) -> dynamics::Result<f64> {
 }
 
 /// Integrates until clustered or the horizon; returns the end state and the time clustered.
-fn run_until_clustered(f: &mut dyn VectorField, x0: &Tokens, t_end: f64) -> dynamics::Result<(Tokens, Option<f64>)> {
+fn run_until_clustered(
+    f: &mut dyn VectorField,
+    x0: &Tokens,
+    t_end: f64,
+) -> dynamics::Result<(Tokens, Option<f64>)> {
     let mut method = adaptive(RTOL)?;
     let mut clustered_at = None;
     let config = IntegrateConfig::new(t_end, 10_000_000)?;
@@ -187,7 +193,8 @@ mod tests {
         assert!(max_speed(f.as_mut(), &x).unwrap() < STATIONARY);
         let mut kicked = &x + gaussian_matrix(3, 4, PERTURBATION, &mut rng_from_seed(5));
         normalize_columns(&mut kicked).unwrap();
-        let (_, clustered) = run_until_clustered(f.as_mut(), &kicked, horizon(Flow::Sa, 4, 1.0).unwrap()).unwrap();
+        let (_, clustered) =
+            run_until_clustered(f.as_mut(), &kicked, horizon(Flow::Sa, 4, 1.0).unwrap()).unwrap();
         assert!(clustered.is_some());
     }
 }

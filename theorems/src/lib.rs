@@ -23,7 +23,8 @@ pub fn registry() -> Vec<Claim> {
             name: "global_clustering",
             label: "Theorem 1, §4.1",
             tier: Tier::Theorem,
-            statement: "For SA and USA, n ≥ 2, d ≥ 3, any β ≥ 0 and almost every initial condition in (S^{d−1})^n, \
+            statement:
+                "For SA and USA, n ≥ 2, d ≥ 3, any β ≥ 0 and almost every initial condition in (S^{d−1})^n, \
                         the solution exists for all time and ‖x_i(t) − x_j(t)‖ → 0 for all i, j.",
             check: global_clustering::check,
             replay: global_clustering::replay,
@@ -33,7 +34,8 @@ pub fn registry() -> Vec<Claim> {
             name: "equiangular_reduction",
             label: "§6.1",
             tier: Tier::Theorem,
-            statement: "Equiangular data stay equiangular under SA and USA, and ρ follows ρ̇ = f_SA(ρ), resp. \
+            statement:
+                "Equiangular data stay equiangular under SA and USA, and ρ follows ρ̇ = f_SA(ρ), resp. \
                         ρ̇ = f_USA(ρ); the ODE also holds for ρ₀ ∈ (−1/(n−1), 0).",
             check: equiangular_reduction::check,
             replay: equiangular_reduction::replay,
@@ -43,7 +45,8 @@ pub fn registry() -> Vec<Claim> {
             name: "linearized_rates",
             label: "§6.1",
             tier: Tier::Theorem,
-            statement: "With ε = 1 − ρ, ε̇ ≃ −2ε for SA and ε̇ ≃ −2e^β ε for USA: λ = 2 for SA (independent of β) \
+            statement:
+                "With ε = 1 − ρ, ε̇ ≃ −2ε for SA and ε̇ ≃ −2e^β ε for USA: λ = 2 for SA (independent of β) \
                         and λ = 2e^β for USA; e^{λt}(1−ρ) → C_SA, C_USA in closed form.",
             check: linearized_rates::check,
             replay: linearized_rates::replay,
@@ -53,22 +56,24 @@ pub fn registry() -> Vec<Claim> {
             name: "energy_monotonicity",
             label: "implied invariant, §4.1",
             tier: Tier::Derived,
-            statement: "The energy E_β = (1/(2βn²)) Σ_ij e^{β⟨x_i,x_j⟩} is non-decreasing along both SA and USA, \
+            statement:
+                "The energy E_β = (1/(2βn²)) Σ_ij e^{β⟨x_i,x_j⟩} is non-decreasing along both SA and USA, \
                         with dE/dt = (1/n²) Σ_i |P_{x_i} B_i|²/Z_i (SA) and (1/n³) Σ_i |P_{x_i} B_i|² (USA).",
             check: energy_monotonicity::check,
             replay: energy_monotonicity::replay,
         },
         Claim {
-        id: long_context_phase_transition::ID,
-        name: "long_context_phase_transition",
-        label: "Theorem 7, §6.3",
-        tier: Tier::Theorem,
-        statement: "For equiangular unit inputs with ρ ∈ (0,1) and β_n = γ log n, one attention layer's output \
+            id: long_context_phase_transition::ID,
+            name: "long_context_phase_transition",
+            label: "Theorem 7, §6.3",
+            tier: Tier::Theorem,
+            statement:
+                "For equiangular unit inputs with ρ ∈ (0,1) and β_n = γ log n, one attention layer's output \
                     directions satisfy lim ⟨θ_i,θ_j⟩ = 1 for γ < 1/(1−ρ), 4ρ/(1+3ρ) for γ = 1/(1−ρ), ρ for \
                     γ > 1/(1−ρ); A_ij ~ 1/n below the critical γ and A_ij ~ n^{−γ(1−ρ)} above it.",
-        check: long_context_phase_transition::check,
-        replay: long_context_phase_transition::replay,
-    },
+            check: long_context_phase_transition::check,
+            replay: long_context_phase_transition::replay,
+        },
     ]
 }
 

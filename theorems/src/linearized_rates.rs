@@ -23,13 +23,15 @@ use std::collections::BTreeMap;
 
 use dynamics::equiangular::{self, Attention, Equiangular};
 use dynamics::integrate::{integrate, Control, IntegrateConfig, Tolerances};
-use dynamics::tokens::{equiangular as equiangular_tokens, random_orthogonal, rng_from_seed, uniform_sphere};
 use dynamics::quadrature::adaptive_simpson;
+use dynamics::tokens::{equiangular as equiangular_tokens, random_orthogonal, rng_from_seed, uniform_sphere};
 use dynamics::Clock;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::claim::{parse_case, replay_verdict, search, verdict_of, CaseOutcome, CheckResult, Context, Evidence};
+use crate::claim::{
+    parse_case, replay_verdict, search, verdict_of, CaseOutcome, CheckResult, Context, Evidence,
+};
 use crate::sim::{adaptive, field, log_gap, log_gap_tolerance, particle_error};
 use crate::strategies::{flow, inverse_temperature, rho0_in, seed, Flow};
 
@@ -153,7 +155,9 @@ fn try_case(case: &Case) -> dynamics::Result<CaseOutcome> {
     let mut f = field(case.flow, case.beta)?;
     let mut method = adaptive(PARTICLE_RTOL)?;
     let config = IntegrateConfig::new(HORIZON_RATE_UNITS / lambda, 5_000_000)?;
-    let (mut start, mut end): (Option<(f64, f64, usize)>, Option<(f64, f64, usize)>) = (None, None);
+    // (time, log gap, steps so far) where the gap first crossed the window's ends.
+    let mut start: Option<(f64, f64, usize)> = None;
+    let mut end: Option<(f64, f64, usize)> = None;
     let mut steps = 0usize;
     integrate(f.as_mut(), &mut method, &x0, &config, &mut |t, x| {
         steps += 1;
@@ -168,7 +172,10 @@ fn try_case(case: &Case) -> dynamics::Result<CaseOutcome> {
         Control::Continue
     })?;
     let (Some((t_a, l_a, _)), Some((t_b, l_b, steps_b))) = (start, end) else {
-        return Ok(CaseOutcome::Inconclusive(format!("1 − ρ did not reach {GAP_END:e} by t = {:.3}", config.t_end)));
+        return Ok(CaseOutcome::Inconclusive(format!(
+            "1 − ρ did not reach {GAP_END:e} by t = {:.3}",
+            config.t_end
+        )));
     };
     let rate = -(l_b - l_a) / (t_b - t_a);
     let e_x = particle_error(steps_b, PARTICLE_RTOL);
@@ -226,7 +233,8 @@ pub fn check(ctx: &Context) -> CheckResult {
             Flow::Sa => "SA",
             Flow::Usa => "USA",
         };
-        evidence = evidence.number(format!("log_C_{tag}_n{n}_beta{beta}_rho0_{rho0}"), log_constant(flow, n, beta, rho0)?);
+        evidence = evidence
+            .number(format!("log_C_{tag}_n{n}_beta{beta}_rho0_{rho0}"), log_constant(flow, n, beta, rho0)?);
     }
     Ok(verdict_of(ID, &found, evidence))
 }

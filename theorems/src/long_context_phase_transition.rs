@@ -31,7 +31,9 @@ use dynamics::tokens::{equiangular, random_orthogonal, rng_from_seed};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::claim::{parse_case, replay_verdict, search, verdict_of, CaseOutcome, CheckResult, Context, Evidence};
+use crate::claim::{
+    parse_case, replay_verdict, search, verdict_of, CaseOutcome, CheckResult, Context, Evidence,
+};
 
 pub const ID: &str = "T7";
 
@@ -146,7 +148,12 @@ pub fn explicit_case(case: &Case) -> CaseOutcome {
 }
 
 fn case_strategy() -> impl Strategy<Value = Case> {
-    (2usize..=160, 0.05f64..0.95, 0.2f64..3.0, any::<u64>()).prop_map(|(n, rho, r, seed)| Case { n, rho, r, seed })
+    (2usize..=160, 0.05f64..0.95, 0.2f64..3.0, any::<u64>()).prop_map(|(n, rho, r, seed)| Case {
+        n,
+        rho,
+        r,
+        seed,
+    })
 }
 
 /// Decades of n on which the limits are examined through the exact form.
@@ -207,7 +214,10 @@ pub fn check(ctx: &Context) -> CheckResult {
                 failures.push(format!("{tag}: cosine gap {:?} does not shrink with n", cos_gap.gaps));
             }
             if !weight_gap.shrinking() {
-                failures.push(format!("{tag}: attention-weight gap {:?} does not shrink with n", weight_gap.gaps));
+                failures.push(format!(
+                    "{tag}: attention-weight gap {:?} does not shrink with n",
+                    weight_gap.gaps
+                ));
             }
         }
     }

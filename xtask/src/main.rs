@@ -7,11 +7,18 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[cfg(feature = "model")]
+mod hidden_states;
 mod report;
+mod tidy;
 mod verify;
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Tasks of the mean-field transformers workspace", arg_required_else_help = true)]
+#[command(
+    name = "cargo xtask",
+    about = "Tasks of the mean-field transformers workspace",
+    arg_required_else_help = true
+)]
 struct Cli {
     #[command(subcommand)]
     task: Task,
@@ -21,6 +28,8 @@ struct Cli {
 enum Task {
     /// Check every claim (or one), run the real-model diagnostics, and write target/verify/report.json
     Verify(verify::Args),
+    /// Check the tree's conventions: doc headers, paper references, snapshots, ignores, whitespace
+    Tidy,
     /// Export per-layer hidden states and attentions of a model to a safetensors file
     HiddenStates {
         /// The model to run (only `minilm` for now)
@@ -42,7 +51,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.task {
         Task::Verify(args) => verify::run(&args),
-        Task::HiddenStates { model, inputs, out, model_dir } => export(&model, &inputs, &out, model_dir.as_deref()),
+        Task::Tidy => Ok(tidy::run()),
+        Task::HiddenStates { model, inputs, out, model_dir } => {
+            export(&model, &inputs, &out, model_dir.as_deref())
+        }
     };
     match result {
         Ok(code) => code,

@@ -34,22 +34,25 @@ pub struct ClaimReport {
 
 impl ClaimReport {
     pub fn new(claim: &Claim, outcome: Result<Verdict, String>, seconds: f64) -> Self {
-        let base = |verdict: &str, evidence, reason, counterexample: Option<theorems::Counterexample>| ClaimReport {
-            id: claim.id.into(),
-            name: claim.name.into(),
-            label: claim.label.into(),
-            tier: claim.tier.as_str().into(),
-            statement: claim.statement.into(),
-            verdict: verdict.into(),
-            evidence,
-            reason,
-            replay: counterexample.as_ref().map(|c| c.replay.clone()),
-            counterexample,
-            seconds,
-        };
+        let base =
+            |verdict: &str, evidence, reason, counterexample: Option<theorems::Counterexample>| ClaimReport {
+                id: claim.id.into(),
+                name: claim.name.into(),
+                label: claim.label.into(),
+                tier: claim.tier.as_str().into(),
+                statement: claim.statement.into(),
+                verdict: verdict.into(),
+                evidence,
+                reason,
+                replay: counterexample.as_ref().map(|c| c.replay.clone()),
+                counterexample,
+                seconds,
+            };
         match outcome {
             Ok(Verdict::Held { evidence }) => base("held", evidence, None, None),
-            Ok(Verdict::Inconclusive { evidence, reason }) => base("inconclusive", evidence, Some(reason), None),
+            Ok(Verdict::Inconclusive { evidence, reason }) => {
+                base("inconclusive", evidence, Some(reason), None)
+            }
             Ok(Verdict::Counterexample { evidence, counterexample }) => {
                 base("counterexample", evidence, None, Some(counterexample))
             }
@@ -93,7 +96,14 @@ pub fn print_claims(claims: &[ClaimReport]) {
             (Some(r), "error" | "inconclusive") => r.as_str(),
             _ => c.evidence.key.as_str(),
         };
-        println!("{:<4} {:<10} {:<15} {:<62} {:>7.2}s", c.id, c.tier, c.verdict, truncate(key, 62), c.seconds);
+        println!(
+            "{:<4} {:<10} {:<15} {:<62} {:>7.2}s",
+            c.id,
+            c.tier,
+            c.verdict,
+            truncate(key, 62),
+            c.seconds
+        );
     }
     for c in claims {
         if let Some(cx) = &c.counterexample {

@@ -67,12 +67,17 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     write_atomically(&path, &serde_json::to_vec_pretty(&report)?)?;
     println!("\nreport: {} ({:.1}s)", path.display(), start.elapsed().as_secs_f64());
 
-    let errors = report.claims.iter().filter(|c| c.is_error()).count() + report.models.iter().filter(|m| m.error.is_some()).count();
+    let errors = report.claims.iter().filter(|c| c.is_error()).count()
+        + report.models.iter().filter(|m| m.error.is_some()).count();
     if errors > 0 {
         eprintln!("{errors} check(s) could not run");
         return Ok(ExitCode::from(EXIT_ERROR));
     }
-    let refuted = report.claims.iter().filter(|c| c.verdict == "counterexample" && c.tier == Tier::Theorem.as_str()).count();
+    let refuted = report
+        .claims
+        .iter()
+        .filter(|c| c.verdict == "counterexample" && c.tier == Tier::Theorem.as_str())
+        .count();
     if args.strict && refuted > 0 {
         eprintln!("--strict: {refuted} theorem(s) refuted");
         return Ok(ExitCode::from(EXIT_REFUTED));
@@ -119,7 +124,8 @@ fn replay(spec: &str) -> anyhow::Result<ExitCode> {
     let Some((id, input)) = spec.split_once(':') else {
         bail!("--replay expects ID:INPUT, as printed in a report's replay line, got `{spec}`");
     };
-    let claim = theorems::find(id).with_context(|| format!("unknown claim id `{id}`; known ids: {}", known_ids()))?;
+    let claim =
+        theorems::find(id).with_context(|| format!("unknown claim id `{id}`; known ids: {}", known_ids()))?;
     let started = Instant::now();
     let outcome = (claim.replay)(input).map_err(|e| format!("error: {e}"));
     let report = ClaimReport::new(&claim, outcome, started.elapsed().as_secs_f64());
@@ -158,7 +164,10 @@ fn print_models(models: &[ModelReport]) {
         match &m.error {
             Some(e) => println!("{}: could not run: {e}", m.name),
             None => {
-                println!("{} — Figure 1 per layer ({} inputs, pairs i<j within each input, {:.1}s)", m.name, m.inputs, m.seconds);
+                println!(
+                    "{} — Figure 1 per layer ({} inputs, pairs i<j within each input, {:.1}s)",
+                    m.name, m.inputs, m.seconds
+                );
                 println!("{:>5} {:>9} {:>12}", "layer", "mean cos", "frac > 0.9");
                 for l in &m.layers {
                     println!(
