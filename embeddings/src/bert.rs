@@ -188,6 +188,12 @@ impl BertEncoder {
         &self.config
     }
 
+    /// The tokenizer's truncation length: longer inputs keep only their first `max_tokens`
+    /// tokens (special tokens included).
+    pub fn max_tokens(&self) -> usize {
+        self.tokenizer.get_truncation().map_or(self.config.max_position_embeddings, |t| t.max_length)
+    }
+
     /// Every hidden state and attention map of `texts`, padded to the longest input.
     pub fn hidden_states(&self, texts: &[String]) -> anyhow::Result<HiddenStates> {
         ensure!(!texts.is_empty(), "no input texts");

