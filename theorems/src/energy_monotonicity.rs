@@ -157,7 +157,7 @@ fn try_case(case: &Case) -> dynamics::Result<CaseOutcome> {
 
 pub fn check(ctx: &Context) -> CheckResult {
     (ctx.progress)("EN: energy along SA and USA trajectories, and dE/dt against finite differences");
-    let found = search(0xE4, 48, case_strategy(), run_case);
+    let found = search(0xE4, 128, case_strategy(), run_case);
     let passed = found.passed().count();
     let evidence = Evidence::new(format!(
         "{passed} trajectories non-decreasing; dE/dt matches finite differences to {:.1e} (relative)",

@@ -131,7 +131,7 @@ fn against(case: &Case, ode: Equiangular) -> dynamics::Result<CaseOutcome> {
 
 pub fn check(ctx: &Context) -> CheckResult {
     (ctx.progress)("EQ: particle simulations against the equiangular ODE");
-    let found = search(0xE0, 32, case_strategy(), run_case);
+    let found = search(0xE0, 128, case_strategy(), run_case);
     let negative = found.passed().filter(|(c, _)| c.rho0 < 0.0).count();
     let passed = found.passed().count();
     let evidence = Evidence::new(format!(

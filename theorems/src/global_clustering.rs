@@ -158,7 +158,7 @@ fn gaussian_matrix(d: usize, n: usize, sigma: f64, rng: &mut impl rand::Rng) -> 
 
 pub fn check(ctx: &Context) -> CheckResult {
     (ctx.progress)("T1: random initial data until clustered (β ≤ 2, n ≤ 16, d ∈ 3..8)");
-    let found = search(0x71, 64, case_strategy(), run_case);
+    let found = search(0x71, 256, case_strategy(), run_case);
     let passed = found.passed().count();
     let pending: Vec<_> = found.inconclusive().collect();
     let mut evidence = Evidence::new(format!(

@@ -216,7 +216,7 @@ const TABLE: [(Flow, usize, f64, f64); 6] = [
 
 pub fn check(ctx: &Context) -> CheckResult {
     (ctx.progress)("LR: measured contraction rates and the constants C_SA, C_USA");
-    let found = search(0x12, 32, case_strategy(), run_case);
+    let found = search(0x12, 128, case_strategy(), run_case);
     let passed = found.passed().count();
     let pending: Vec<String> = found.inconclusive().map(|(c, r)| format!("{c:?}: {r}")).collect();
     let mut evidence = Evidence::new(format!(

@@ -184,7 +184,7 @@ impl Trend {
 /// Runs the claim: explicit-vector agreement (property search), then the trend of each gap.
 pub fn check(ctx: &Context) -> CheckResult {
     (ctx.progress)("T7: explicit vectors against the exact finite-n form");
-    let found = search(0x7_7, 48, case_strategy(), explicit_case);
+    let found = search(0x7_7, 128, case_strategy(), explicit_case);
     let mut evidence = Evidence::default().number("err_explicit_max", found.max_of("err_explicit"));
 
     (ctx.progress)("T7: gaps to the limits for n up to 1e12");

@@ -65,6 +65,18 @@ fn main() -> ExitCode {
     }
 }
 
+#[cfg(feature = "model")]
+fn export(
+    model: &str,
+    inputs: &std::path::Path,
+    out: &std::path::Path,
+    model_dir: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    hidden_states::run(model, inputs, out, model_dir)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "model"))]
 fn export(
     _: &str,
     _: &std::path::Path,
