@@ -7,14 +7,10 @@
 //! **Finite test form** (from the spec): `β ≤ 2`, `n ≤ 16`, `d ∈ 3..=8`, uniform random initial
 //! data, and "clustered" meaning `max_{ij}(1 − ⟨x_i,x_j⟩) < 10⁻⁶` by a horizon.
 //!
-//! **Horizon.** Ten times the time the equiangular flow takes from `10⁻³` above the simplex
-//! (`ρ₀ = −1/(n−1) + 10⁻³`, the most spread-out configuration, an unstable equilibrium) to
-//! `1 − ρ = 10⁻⁶`. That reference time contains both phases a random start goes through — escape
-//! from a saddle-like spread state (logarithmic in the distance to it) and the final linear
-//! contraction at rate 2 (SA) or 2e^β (USA) — and the factor 10 leaves room for random data that
-//! pass near other saddles. A case not clustered by then is reported as "not yet clustered at the
-//! horizon", never as a counterexample: for β ≤ 2 metastability is mild, but time to clustering
-//! has no uniform bound over initial data.
+//! **Horizon.** [`crate::sim::clustering_horizon`]: ten times the time the equiangular flow takes
+//! from just above the simplex to `1 − ρ = 10⁻⁶`. A case not clustered by then is reported as
+//! "not yet clustered at the horizon", never as a counterexample: for β ≤ 2 metastability is mild,
+//! but time to clustering has no uniform bound over initial data.
 //!
 //! **Counterexample.** A genuine counterexample is an open set of initial data converging to a
 //! non-clustered state. A case refutes the theorem only if at the horizon it sits at a
@@ -28,10 +24,9 @@
 use std::collections::BTreeMap;
 
 use dynamics::diagnostics::max_gap;
-use dynamics::equiangular::{self, Attention, Equiangular};
-use dynamics::integrate::{integrate, Control, IntegrateConfig, Tolerances};
+use dynamics::integrate::{integrate, Control, IntegrateConfig};
 use dynamics::tokens::{normalize_columns, rng_from_seed, uniform_sphere, Tokens};
-use dynamics::{Clock, VectorField};
+use dynamics::VectorField;
 use proptest::prelude::*;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
@@ -53,7 +48,6 @@ pub const STATIONARY: f64 = 1e-8;
 /// Size of the random kick applied to a stationary end state to test its stability.
 pub const PERTURBATION: f64 = 1e-4;
 const RTOL: f64 = 1e-10;
-const HORIZON_FACTOR: f64 = 10.0;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Case {
@@ -71,14 +65,7 @@ fn case_strategy() -> impl Strategy<Value = Case> {
 
 /// The horizon for `n` tokens at `beta` (see the module docs).
 pub fn horizon(flow: Flow, n: usize, beta: f64) -> dynamics::Result<f64> {
-    let attention = match flow {
-        Flow::Sa => Attention::Sa,
-        Flow::Usa => Attention::Usa(Clock::Physical),
-    };
-    let model = Equiangular::new(attention, n, beta)?;
-    let rho0 = -1.0 / (n as f64 - 1.0) + 1e-3;
-    let t = equiangular::time_to_reach(model, rho0, 1.0 - CLUSTERED, Tolerances::new(1e-10, 1e-10)?)?;
-    Ok(HORIZON_FACTOR * t)
+    crate::sim::clustering_horizon(flow, n, beta, CLUSTERED)
 }
 
 /// Integrates until clustered or the horizon; returns the end state and the time clustered.

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::claim::{
     parse_case, replay_verdict, search, verdict_of, CaseOutcome, CheckResult, Context, Evidence,
 };
-use crate::sim::{adaptive, field, log_gap, log_gap_tolerance, particle_error};
+use crate::sim::{adaptive, clustering_horizon, field, log_gap, log_gap_tolerance, particle_error};
 use crate::strategies::{flow, inverse_temperature, rho0_in, seed, Flow};
 
 pub const ID: &str = "LR";
@@ -132,9 +132,6 @@ const PARTICLE_RTOL: f64 = 1e-12;
 /// The window of the rate fit.
 const GAP_START: f64 = 1e-4;
 const GAP_END: f64 = 1e-7;
-/// Horizon, in units of `1/λ`, for reaching `GAP_END`: generic data first has to gather, which at
-/// β ≤ 6 and n ≤ 10 in `d ≥ n` (a hemisphere, Theorem 3) takes a few units of `1/λ`.
-const HORIZON_RATE_UNITS: f64 = 400.0;
 
 pub fn run_case(case: &Case) -> CaseOutcome {
     match try_case(case) {
@@ -154,7 +151,9 @@ fn try_case(case: &Case) -> dynamics::Result<CaseOutcome> {
     };
     let mut f = field(case.flow, case.beta)?;
     let mut method = adaptive(PARTICLE_RTOL)?;
-    let config = IntegrateConfig::new(HORIZON_RATE_UNITS / lambda, 5_000_000)?;
+    // Generic data first have to gather, at speeds of order 1 rather than λ: the horizon is the
+    // clustering horizon of `sim`, derived from the slowest equiangular start.
+    let config = IntegrateConfig::new(clustering_horizon(case.flow, n, case.beta, GAP_END)?, 20_000_000)?;
     // (time, log gap, steps so far) where the gap first crossed the window's ends.
     let mut start: Option<(f64, f64, usize)> = None;
     let mut end: Option<(f64, f64, usize)> = None;

@@ -60,3 +60,22 @@ pub fn particle_error(steps: usize, rtol: f64) -> f64 {
 pub fn log_gap_tolerance(gap: f64, e_x: f64) -> f64 {
     2.0 * (2.0 * gap).sqrt() * e_x / gap + 8.0 * f64::EPSILON / gap
 }
+
+/// Ten times the time the equiangular flow takes from `10⁻³` above the simplex
+/// (`ρ₀ = −1/(n−1) + 10⁻³`, the most spread-out configuration, an unstable equilibrium) to
+/// `1 − ρ = gap`. That reference contains both phases a random start goes through — escape from a
+/// spread, saddle-like state (logarithmic in the distance to it) and the final linear contraction
+/// at rate 2 (SA) or 2e^β (USA) — and the factor 10 leaves room for random data that pass near
+/// other saddles. It is a horizon for deciding "clustered yet?", not a bound: time to clustering
+/// has no uniform bound over initial data.
+pub fn clustering_horizon(flow: Flow, n: usize, beta: f64, gap: f64) -> dynamics::Result<f64> {
+    use dynamics::equiangular::{time_to_reach, Attention, Equiangular};
+    let attention = match flow {
+        Flow::Sa => Attention::Sa,
+        Flow::Usa => Attention::Usa(dynamics::Clock::Physical),
+    };
+    let model = Equiangular::new(attention, n, beta)?;
+    let rho0 = -1.0 / (n as f64 - 1.0) + 1e-3;
+    let tol = dynamics::integrate::Tolerances::new(1e-10, 1e-10)?;
+    Ok(10.0 * time_to_reach(model, rho0, 1.0 - gap, tol)?)
+}
