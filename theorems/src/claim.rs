@@ -245,10 +245,37 @@ pub fn replay_command<C: Serialize>(id: &str, case: &C) -> (String, String) {
     (input, command)
 }
 
-/// Parses a replayed case.
-pub fn parse_case<C: DeserializeOwned>(id: &str, input: &str) -> Result<C, CheckError> {
-    serde_json::from_str(input)
-        .map_err(|e| CheckError(format!("cannot parse a {id} case from `{input}`: {e}")))
+/// A claim's input that can be replayed: it must say whether it lies inside the claim's hypotheses
+/// (and within what a replay can compute), because a replayed input outside them is a usage error,
+/// not a counterexample.
+pub trait ReplayCase: DeserializeOwned {
+    fn validate(&self) -> Result<(), CheckError>;
+}
+
+/// Parses and validates a replayed case.
+pub fn parse_case<C: ReplayCase>(id: &str, input: &str) -> Result<C, CheckError> {
+    let case: C = serde_json::from_str(input)
+        .map_err(|e| CheckError(format!("cannot parse a {id} case from `{input}`: {e}")))?;
+    case.validate().map_err(|e| CheckError(format!("{id} case outside the claim's hypotheses: {e}")))?;
+    Ok(case)
+}
+
+/// `value` finite and in `[lo, hi]`, else an error naming the field.
+pub fn check_field(name: &str, value: f64, lo: f64, hi: f64) -> Result<(), CheckError> {
+    if value.is_finite() && (lo..=hi).contains(&value) {
+        Ok(())
+    } else {
+        Err(CheckError(format!("`{name}` = {value} must lie in [{lo}, {hi}]")))
+    }
+}
+
+/// `value` in `lo..=hi`, else an error naming the field.
+pub fn check_size(name: &str, value: usize, lo: usize, hi: usize) -> Result<(), CheckError> {
+    if (lo..=hi).contains(&value) {
+        Ok(())
+    } else {
+        Err(CheckError(format!("`{name}` = {value} must lie in {lo}..={hi}")))
+    }
 }
 
 /// Builds the verdict of a single replayed case.

@@ -24,6 +24,7 @@ use dynamics::{Manifold, Normalization, VectorField};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::claim::{check_field, check_size, CheckError, ReplayCase};
 use crate::claim::{
     parse_case, replay_verdict, search, verdict_of, CaseOutcome, CheckResult, Context, Evidence,
 };
@@ -167,6 +168,15 @@ pub fn check(ctx: &Context) -> CheckResult {
     .number("err_rate_vs_finite_difference_max", found.max_of("err_rate_vs_finite_difference"))
     .number("err_worst_drop_over_tolerance", found.max_of("err_worst_drop_over_tolerance"));
     Ok(verdict_of(ID, &found, evidence))
+}
+
+impl ReplayCase for Case {
+    /// Any `n ≥ 2`, `d ≥ 2`, `β ≥ 0`; bounded so a replay finishes in seconds.
+    fn validate(&self) -> Result<(), CheckError> {
+        check_size("n", self.n, 2, 64)?;
+        check_size("d", self.d, 2, 64)?;
+        check_field("beta", self.beta, 0.0, 20.0)
+    }
 }
 
 pub fn replay(input: &str) -> CheckResult {

@@ -21,6 +21,7 @@ use dynamics::Clock;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::claim::{check_field, check_size, CheckError, ReplayCase};
 use crate::claim::{
     parse_case, replay_verdict, search, verdict_of, CaseOutcome, CheckResult, Context, Evidence,
 };
@@ -144,6 +145,16 @@ pub fn check(ctx: &Context) -> CheckResult {
     .number("err_spread_max", found.max_of("err_spread"))
     .number("err_ratio_to_tolerance_max", found.max_of("err_ratio_to_tolerance"));
     Ok(verdict_of(ID, &found, evidence))
+}
+
+impl ReplayCase for Case {
+    /// Equiangular data need `ρ₀ ∈ (−1/(n−1), 1)`; sizes and β bounded so a replay finishes in seconds.
+    fn validate(&self) -> Result<(), CheckError> {
+        check_size("n", self.n, 2, 64)?;
+        check_size("extra_d", self.extra_d, 0, 64)?;
+        check_field("beta", self.beta, 0.0, 20.0)?;
+        check_field("rho0", self.rho0, -1.0 / (self.n as f64 - 1.0) + 1e-9, 1.0 - 1e-9)
+    }
 }
 
 pub fn replay(input: &str) -> CheckResult {

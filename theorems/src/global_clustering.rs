@@ -31,6 +31,7 @@ use proptest::prelude::*;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
+use crate::claim::{check_field, check_size, CheckError, ReplayCase};
 use crate::claim::{
     parse_case, replay_verdict, search, verdict_of, CaseOutcome, CheckResult, Context, Evidence,
 };
@@ -160,6 +161,16 @@ pub fn check(ctx: &Context) -> CheckResult {
         evidence = evidence.note(format!("{case:?}: {reason}"));
     }
     Ok(verdict_of(ID, &found, evidence))
+}
+
+impl ReplayCase for Case {
+    /// The theorem's `n ≥ 2`, `d ≥ 3`, `β ≥ 0`; sizes and β bounded so a replay finishes (at large β
+    /// the horizon grows like the metastable time scale).
+    fn validate(&self) -> Result<(), CheckError> {
+        check_size("n", self.n, 2, 64)?;
+        check_size("d", self.d, 3, 64)?;
+        check_field("beta", self.beta, 0.0, 10.0)
+    }
 }
 
 pub fn replay(input: &str) -> CheckResult {

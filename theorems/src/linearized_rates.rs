@@ -29,6 +29,7 @@ use dynamics::Clock;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::claim::{check_field, check_size, CheckError, ReplayCase};
 use crate::claim::{
     parse_case, replay_verdict, search, verdict_of, CaseOutcome, CheckResult, Context, Evidence,
 };
@@ -236,6 +237,16 @@ pub fn check(ctx: &Context) -> CheckResult {
             .number(format!("log_C_{tag}_n{n}_beta{beta}_rho0_{rho0}"), log_constant(flow, n, beta, rho0)?);
     }
     Ok(verdict_of(ID, &found, evidence))
+}
+
+impl ReplayCase for Case {
+    /// As for EQ: `ρ₀ ∈ (−1/(n−1), 1)`, sizes and β bounded so a replay finishes in seconds.
+    fn validate(&self) -> Result<(), CheckError> {
+        check_size("n", self.n, 2, 64)?;
+        check_size("extra_d", self.extra_d, 0, 64)?;
+        check_field("beta", self.beta, 0.0, 12.0)?;
+        check_field("rho0", self.rho0, -1.0 / (self.n as f64 - 1.0) + 1e-9, 1.0 - 1e-9)
+    }
 }
 
 pub fn replay(input: &str) -> CheckResult {

@@ -31,6 +31,7 @@ use dynamics::tokens::{equiangular, random_orthogonal, rng_from_seed};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::claim::{check_field, check_size, CheckError, ReplayCase};
 use crate::claim::{
     parse_case, replay_verdict, search, verdict_of, CaseOutcome, CheckResult, Context, Evidence,
 };
@@ -246,6 +247,15 @@ pub fn check(ctx: &Context) -> CheckResult {
         });
     }
     Ok(verdict_of(ID, &found, evidence))
+}
+
+impl ReplayCase for Case {
+    /// The theorem's hypotheses `ρ ∈ (0, 1)`, `γ > 0`; `n` up to 2048 (explicit `n × n` vectors).
+    fn validate(&self) -> Result<(), CheckError> {
+        check_size("n", self.n, 2, 2048)?;
+        check_field("rho", self.rho, f64::MIN_POSITIVE, 1.0 - f64::EPSILON)?;
+        check_field("r", self.r, f64::MIN_POSITIVE, 100.0)
+    }
 }
 
 pub fn replay(input: &str) -> CheckResult {

@@ -105,6 +105,10 @@ pub fn print_claims(claims: &[ClaimReport]) {
             c.seconds
         );
     }
+    for c in claims.iter().filter(|c| c.is_error()) {
+        println!();
+        println!("{} could not run: {}", c.id, c.reason.as_deref().unwrap_or("unknown error"));
+    }
     for c in claims {
         if let Some(cx) = &c.counterexample {
             println!();
