@@ -278,6 +278,19 @@ pub fn check_size(name: &str, value: usize, lo: usize, hi: usize) -> Result<(), 
     }
 }
 
+/// The outcome of a case whose simulation may fail. A numerical failure on an input inside the
+/// hypotheses is reported as a failure — visible and replayable — rather than hidden as
+/// "inconclusive": it is either a bug here or a statement about the flow worth reading.
+pub fn outcome(result: dynamics::Result<CaseOutcome>) -> CaseOutcome {
+    result.unwrap_or_else(|e| CaseOutcome::Fail(format!("the case could not be simulated: {e}")))
+}
+
+/// Parses, validates and re-runs one serialised case of claim `id`.
+pub fn replay_case<C: ReplayCase>(id: &str, input: &str, run: impl Fn(&C) -> CaseOutcome) -> CheckResult {
+    let case: C = parse_case(id, input)?;
+    Ok(replay_verdict(id, input, run(&case)))
+}
+
 /// Builds the verdict of a single replayed case.
 pub fn replay_verdict(id: &str, input: &str, outcome: CaseOutcome) -> Verdict {
     match outcome {

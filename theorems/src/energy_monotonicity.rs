@@ -24,10 +24,8 @@ use dynamics::{Manifold, Normalization, VectorField};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::claim::{check_field, check_size, CheckError, ReplayCase};
-use crate::claim::{
-    parse_case, replay_verdict, search, verdict_of, CaseOutcome, CheckResult, Context, Evidence,
-};
+use crate::claim::{check_field, check_size, outcome, replay_case, CheckError, ReplayCase};
+use crate::claim::{search, verdict_of, CaseOutcome, CheckResult, Context, Evidence};
 use crate::sim::{adaptive, field};
 use crate::strategies::{flow, inverse_temperature, seed, Flow};
 
@@ -78,10 +76,7 @@ fn central_difference(f: &mut dyn VectorField, x: &Tokens, beta: f64, h: f64) ->
 }
 
 pub fn run_case(case: &Case) -> CaseOutcome {
-    match try_case(case) {
-        Ok(o) => o,
-        Err(e) => CaseOutcome::Fail(format!("the case could not be simulated: {e}")),
-    }
+    outcome(try_case(case))
 }
 
 fn try_case(case: &Case) -> dynamics::Result<CaseOutcome> {
@@ -180,6 +175,5 @@ impl ReplayCase for Case {
 }
 
 pub fn replay(input: &str) -> CheckResult {
-    let case: Case = parse_case(ID, input)?;
-    Ok(replay_verdict(ID, input, run_case(&case)))
+    replay_case(ID, input, run_case)
 }

@@ -21,10 +21,8 @@ use dynamics::Clock;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::claim::{check_field, check_size, CheckError, ReplayCase};
-use crate::claim::{
-    parse_case, replay_verdict, search, verdict_of, CaseOutcome, CheckResult, Context, Evidence,
-};
+use crate::claim::{check_field, check_size, outcome, replay_case, CheckError, ReplayCase};
+use crate::claim::{search, verdict_of, CaseOutcome, CheckResult, Context, Evidence};
 use crate::sim::{adaptive, equiangular_spread, field, log_gap, log_gap_tolerance, particle_error};
 use crate::strategies::{flow, inverse_temperature, rho0_in, seed, Flow};
 
@@ -75,10 +73,7 @@ fn model(case: &Case) -> dynamics::Result<Equiangular> {
 }
 
 pub fn run_case(case: &Case) -> CaseOutcome {
-    match model(case).and_then(|ode| against(case, ode)) {
-        Ok(outcome) => outcome,
-        Err(e) => CaseOutcome::Fail(format!("the case could not be simulated: {e}")),
-    }
+    outcome(model(case).and_then(|ode| against(case, ode)))
 }
 
 /// Simulates the particles of `case` and compares them with the 1-D model `ode`.
@@ -158,8 +153,7 @@ impl ReplayCase for Case {
 }
 
 pub fn replay(input: &str) -> CheckResult {
-    let case: Case = parse_case(ID, input)?;
-    Ok(replay_verdict(ID, input, run_case(&case)))
+    replay_case(ID, input, run_case)
 }
 
 #[cfg(test)]

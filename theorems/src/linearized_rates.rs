@@ -29,10 +29,8 @@ use dynamics::Clock;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::claim::{check_field, check_size, CheckError, ReplayCase};
-use crate::claim::{
-    parse_case, replay_verdict, search, verdict_of, CaseOutcome, CheckResult, Context, Evidence,
-};
+use crate::claim::{check_field, check_size, outcome, replay_case, CheckError, ReplayCase};
+use crate::claim::{search, verdict_of, CaseOutcome, CheckResult, Context, Evidence};
 use crate::sim::{adaptive, clustering_horizon, field, log_gap, log_gap_tolerance, particle_error};
 use crate::strategies::{flow, inverse_temperature, rho0_in, seed, Flow};
 
@@ -135,10 +133,7 @@ const GAP_START: f64 = 1e-4;
 const GAP_END: f64 = 1e-7;
 
 pub fn run_case(case: &Case) -> CaseOutcome {
-    match try_case(case) {
-        Ok(o) => o,
-        Err(e) => CaseOutcome::Fail(format!("the case could not be simulated: {e}")),
-    }
+    outcome(try_case(case))
 }
 
 fn try_case(case: &Case) -> dynamics::Result<CaseOutcome> {
@@ -250,8 +245,7 @@ impl ReplayCase for Case {
 }
 
 pub fn replay(input: &str) -> CheckResult {
-    let case: Case = parse_case(ID, input)?;
-    Ok(replay_verdict(ID, input, run_case(&case)))
+    replay_case(ID, input, run_case)
 }
 
 #[cfg(test)]

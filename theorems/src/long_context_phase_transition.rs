@@ -31,10 +31,8 @@ use dynamics::tokens::{equiangular, random_orthogonal, rng_from_seed};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::claim::{check_field, check_size, CheckError, ReplayCase};
-use crate::claim::{
-    parse_case, replay_verdict, search, verdict_of, CaseOutcome, CheckResult, Context, Evidence,
-};
+use crate::claim::{check_field, check_size, replay_case, CheckError, ReplayCase};
+use crate::claim::{search, verdict_of, CaseOutcome, CheckResult, Context, Evidence};
 
 pub const ID: &str = "T7";
 
@@ -259,8 +257,7 @@ impl ReplayCase for Case {
 }
 
 pub fn replay(input: &str) -> CheckResult {
-    let case: Case = parse_case(ID, input)?;
-    Ok(replay_verdict(ID, input, explicit_case(&case)))
+    replay_case(ID, input, explicit_case)
 }
 
 #[cfg(test)]
