@@ -181,6 +181,14 @@ impl BertEncoder {
                 })
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
+        // A config with fewer layers than the checkpoint would silently run a truncated model.
+        let extra = format!("encoder.layer.{}.output.dense.weight", config.num_hidden_layers);
+        if vb.contains_tensor(&extra) {
+            anyhow::bail!(
+                "the weights hold more than the {} layers config.json declares (found {extra})",
+                config.num_hidden_layers
+            );
+        }
         Ok(Self { config, activation, tokenizer, device, word, position, token_type, embed_norm, layers })
     }
 

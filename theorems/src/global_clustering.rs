@@ -28,12 +28,11 @@ use dynamics::integrate::{integrate, Control, IntegrateConfig};
 use dynamics::tokens::{normalize_columns, rng_from_seed, uniform_sphere, Tokens};
 use dynamics::VectorField;
 use proptest::prelude::*;
-use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use crate::claim::{check_field, check_size, outcome, replay_case, CheckError, ReplayCase};
 use crate::claim::{search, verdict_of, CaseOutcome, CheckResult, Context, Evidence};
-use crate::sim::{adaptive, field};
+use crate::sim::{adaptive, field, gaussian_matrix};
 use crate::strategies::{flow, inverse_temperature, seed, Flow};
 
 pub const ID: &str = "T1";
@@ -131,14 +130,6 @@ fn try_case(case: &Case) -> dynamics::Result<CaseOutcome> {
     )))
 }
 
-/// A `d × n` matrix of i.i.d. `N(0, σ²)` entries from the case's seeded stream.
-fn gaussian_matrix(d: usize, n: usize, sigma: f64, rng: &mut impl rand::Rng) -> Tokens {
-    Tokens::from_fn(d, n, |_, _| {
-        let z: f64 = StandardNormal.sample(rng);
-        sigma * z
-    })
-}
-
 pub fn check(ctx: &Context) -> CheckResult {
     (ctx.progress)("T1: random initial data until clustered (β ≤ 2, n ≤ 16, d ∈ 3..8)");
     let found = search(0x71, 256, case_strategy(), run_case);
@@ -153,18 +144,19 @@ pub fn check(ctx: &Context) -> CheckResult {
     .number("cases_not_yet_clustered", pending.len() as f64)
     .number("max_time_fraction_of_horizon", found.max_of("time_fraction_of_horizon"));
     for (case, reason) in pending {
-        evidence = evidence.note(format!("{case:?}: {reason}"));
+        evidence = evidence.note(format!("{}: {reason}", serde_json::to_string(case).unwrap_or_default()));
     }
     Ok(verdict_of(ID, &found, evidence))
 }
 
 impl ReplayCase for Case {
-    /// The theorem's `n ≥ 2`, `d ≥ 3`, `β ≥ 0`; sizes and β bounded so a replay finishes (at large β
-    /// the horizon grows like the metastable time scale).
+    /// The finite test form: `n ≤ 16`, `d ∈ 3..=8`, `β ≤ 2`. Beyond it, metastable multi-cluster
+    /// states move slower than [`STATIONARY`] for longer than a horizon, and the stability probe
+    /// could not tell them from stable equilibria.
     fn validate(&self) -> Result<(), CheckError> {
-        check_size("n", self.n, 2, 64)?;
-        check_size("d", self.d, 3, 64)?;
-        check_field("beta", self.beta, 0.0, 10.0)
+        check_size("n", self.n, 2, 16)?;
+        check_size("d", self.d, 3, 8)?;
+        check_field("beta", self.beta, 0.0, 2.0)
     }
 }
 

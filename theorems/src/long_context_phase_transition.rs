@@ -155,6 +155,24 @@ fn case_strategy() -> impl Strategy<Value = Case> {
     })
 }
 
+/// The decay exponent of the gap to the limit predicted by the leading-order expansion of the
+/// exact form (module docs): `2(r−1)` below the threshold, `−1` at it, `1−r` above.
+pub fn predicted_exponent(r: f64) -> f64 {
+    if r < 1.0 {
+        2.0 * (r - 1.0)
+    } else if r == 1.0 {
+        -1.0
+    } else {
+        1.0 - r
+    }
+}
+
+/// Allowed deviation of the measured exponent from the predicted one. The next order of the
+/// expansion is smaller by a factor `n^{−min(|1−r|, 1)}` ≤ (10¹⁰)^{−1/4} = 3e-3 over the fitted
+/// decades, which moves a two-decade log-log slope by well under 0.01; 0.05 leaves a margin while
+/// still rejecting a gap that merely shrinks towards a wrong limit (its exponent tends to 0).
+const EXPONENT_TOL: f64 = 0.05;
+
 /// Decades of n on which the limits are examined through the exact form.
 const DECADES: std::ops::RangeInclusive<i32> = 2..=12;
 
@@ -189,6 +207,7 @@ pub fn check(ctx: &Context) -> CheckResult {
     (ctx.progress)("T7: gaps to the limits for n up to 1e12");
     let mut failures = Vec::new();
     let mut worst_last: f64 = 0.0;
+    let mut worst_weight: f64 = 0.0;
     for rho in [0.25, 0.5, 0.75] {
         // r = 0.75 and 1.5 decay like n^{-1/2}: slow enough that a wrong limit would show.
         for (regime, r) in [("below", 0.75), ("critical", 1.0), ("above", 1.5)] {
@@ -212,6 +231,16 @@ pub fn check(ctx: &Context) -> CheckResult {
             if !cos_gap.shrinking() {
                 failures.push(format!("{tag}: cosine gap {:?} does not shrink with n", cos_gap.gaps));
             }
+            // Shrinking alone would also hold for a slightly wrong limit over these decades; the
+            // decay exponent pins convergence to zero at the predicted rate.
+            if (cos_gap.exponent() - predicted_exponent(r)).abs() > EXPONENT_TOL {
+                failures.push(format!(
+                    "{tag}: the gap decays like n^{:.3}, not n^{:.3}: it does not tend to 0 as predicted",
+                    cos_gap.exponent(),
+                    predicted_exponent(r)
+                ));
+            }
+            worst_weight = worst_weight.max(weight_gap.last());
             if !weight_gap.shrinking() {
                 failures.push(format!(
                     "{tag}: attention-weight gap {:?} does not shrink with n",
@@ -220,7 +249,8 @@ pub fn check(ctx: &Context) -> CheckResult {
             }
         }
     }
-    evidence.key = format!("largest gap to the limit at n=1e12: {worst_last:.2e}");
+    evidence.key =
+        format!("at n=1e12: cosine gap ≤ {worst_last:.1e}, attention-weight gap ≤ {worst_weight:.1e}");
     // The statement is about the attention output alone. With the residual connection the limits
     // differ (4ρ/(1+3ρ) below the threshold, not 1), so the reading matters; report it.
     let (rho, n) = (0.5, 1e12);
@@ -270,6 +300,15 @@ mod tests {
         let rho = 0.3;
         let n = 1e15;
         assert!((output_cosine(n, n, rho) - 4.0 * rho / (1.0 + 3.0 * rho)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_slightly_wrong_limit_has_the_wrong_exponent() {
+        // A limit 3e-7 below the true one: the gap to it still shrinks monotonically over
+        // n = 1e2..1e12 (the true gap there is 1e-6 and above), but its exponent is off.
+        let wrong = Trend::of(|n| (output_cosine(n, q_of(n, 0.75), 0.5) - (1.0 - 3e-7)).abs());
+        assert!(wrong.shrinking());
+        assert!((wrong.exponent() - predicted_exponent(0.75)).abs() > EXPONENT_TOL);
     }
 
     #[test]

@@ -79,3 +79,12 @@ pub fn clustering_horizon(flow: Flow, n: usize, beta: f64, gap: f64) -> dynamics
     let tol = dynamics::integrate::Tolerances::new(1e-10, 1e-10)?;
     Ok(10.0 * time_to_reach(model, rho0, 1.0 - gap, tol)?)
 }
+
+/// A `d × n` matrix of i.i.d. `N(0, σ²)` entries from a case's seeded stream.
+pub fn gaussian_matrix(d: usize, n: usize, sigma: f64, rng: &mut impl rand::Rng) -> dynamics::Tokens {
+    use rand_distr::{Distribution, StandardNormal};
+    dynamics::Tokens::from_fn(d, n, |_, _| {
+        let z: f64 = StandardNormal.sample(rng);
+        sigma * z
+    })
+}

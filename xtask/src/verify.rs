@@ -43,7 +43,7 @@ const EXIT_REFUTED: u8 = 2;
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if let Some(spec) = &args.replay {
-        return replay(spec);
+        return replay(spec, Duration::from_secs(args.timeout));
     }
     let claims = match &args.claim {
         Some(id) => match theorems::find(id) {
@@ -52,6 +52,18 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         },
         None => theorems::registry(),
     };
+    let path = match (&args.out, &args.claim) {
+        (Some(p), _) => p.clone(),
+        // A single claim gets its own file, so it never replaces the full report.
+        (None, Some(id)) => default_report_dir().join(format!("report-{}.json", id.to_uppercase())),
+        (None, None) => default_report_dir().join("report.json"),
+    };
+    if args.out.is_none() {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    // Checked before any work, so a bad destination fails in a second rather than after the run.
+    let path = embeddings::atomic::destination(&path)?;
     let start = Instant::now();
     let mut reports = Vec::new();
     for claim in claims {
@@ -63,8 +75,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     print_claims(&reports);
     print_models(&models);
     let report = Report { schema: 1, claims: reports, models };
-    let path = args.out.clone().unwrap_or_else(default_report_path);
-    write_atomically(&path, &serde_json::to_vec_pretty(&report)?)?;
+    embeddings::atomic::write_bytes(&path, &serde_json::to_vec_pretty(&report)?)?;
     println!("\nreport: {} ({:.1}s)", path.display(), start.elapsed().as_secs_f64());
 
     let errors = report.claims.iter().filter(|c| c.is_error()).count()
@@ -92,24 +103,32 @@ fn known_ids() -> String {
 /// Runs one check in its own thread so that a panic or a hang is reported as "could not run"
 /// instead of taking `verify` down.
 fn run_claim(claim: Claim, timeout: Duration) -> ClaimReport {
-    let (tx, rx) = mpsc::channel();
     let check = claim.check;
     let started = Instant::now();
+    let outcome = guarded(timeout, move || {
+        let progress = move |m: &str| eprintln!("           {m}");
+        check(&Context { progress: &progress })
+    });
+    ClaimReport::new(&claim, outcome, started.elapsed().as_secs_f64())
+}
+
+/// Runs `f` on its own thread with a panic guard and a timeout.
+fn guarded(
+    timeout: Duration,
+    f: impl FnOnce() -> theorems::claim::CheckResult + Send + 'static,
+) -> Result<theorems::Verdict, String> {
+    let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let outcome = std::panic::catch_unwind(|| {
-            let progress = move |m: &str| eprintln!("           {m}");
-            check(&Context { progress: &progress })
-        });
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
         // The receiver is gone only after a timeout, when nobody waits for this result.
         let _ = tx.send(outcome);
     });
-    let outcome = match rx.recv_timeout(timeout) {
+    match rx.recv_timeout(timeout) {
         Ok(Ok(Ok(verdict))) => Ok(verdict),
         Ok(Ok(Err(e))) => Err(format!("error: {e}")),
         Ok(Err(panic)) => Err(format!("panic: {}", panic_message(&panic))),
         Err(_) => Err(format!("timeout after {}s", timeout.as_secs())),
-    };
-    ClaimReport::new(&claim, outcome, started.elapsed().as_secs_f64())
+    }
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
@@ -120,14 +139,15 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-fn replay(spec: &str) -> anyhow::Result<ExitCode> {
+fn replay(spec: &str, timeout: Duration) -> anyhow::Result<ExitCode> {
     let Some((id, input)) = spec.split_once(':') else {
         bail!("--replay expects ID:INPUT, as printed in a report's replay line, got `{spec}`");
     };
     let claim =
         theorems::find(id).with_context(|| format!("unknown claim id `{id}`; known ids: {}", known_ids()))?;
     let started = Instant::now();
-    let outcome = (claim.replay)(input).map_err(|e| format!("error: {e}"));
+    let (replay_fn, input_owned) = (claim.replay, input.to_string());
+    let outcome = guarded(timeout, move || replay_fn(&input_owned));
     let report = ClaimReport::new(&claim, outcome, started.elapsed().as_secs_f64());
     let failed = report.is_error();
     print_claims(std::slice::from_ref(&report));
@@ -140,22 +160,13 @@ fn replay(spec: &str) -> anyhow::Result<ExitCode> {
     Ok(if failed { ExitCode::from(EXIT_ERROR) } else { ExitCode::SUCCESS })
 }
 
-fn default_report_path() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("target"));
-    target.join("verify").join("report.json")
-}
-
-/// Writes through a temporary file and a rename, so a previous report is never half-overwritten.
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot move the report to {}", path.display()))?;
-    Ok(())
+/// `$CARGO_TARGET_DIR/verify`, else `target/verify` at the workspace root.
+fn default_report_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new("."));
+        root.join("target")
+    });
+    target.join("verify")
 }
 
 fn print_models(models: &[ModelReport]) {
@@ -201,7 +212,8 @@ fn run_models(args: &Args, start: Instant) -> Vec<ModelReport> {
             name,
             inputs: 0,
             layers: Vec::new(),
-            error: Some(format!("{e:#}")),
+            // The first line only: candle appends a backtrace to its errors when RUST_BACKTRACE is set.
+            error: Some(format!("{e:#}").lines().next().unwrap_or_default().to_string()),
             seconds: started.elapsed().as_secs_f64(),
         },
     };
