@@ -180,6 +180,16 @@ impl<C> Search<C> {
             _ => None,
         })
     }
+    /// One line per undecided case, with the case as replayable JSON.
+    pub fn inconclusive_notes(&self) -> Vec<String>
+    where
+        C: Serialize,
+    {
+        self.inconclusive()
+            .map(|(c, r)| format!("{}: {r}", serde_json::to_string(c).unwrap_or_default()))
+            .collect()
+    }
+
     /// The largest value of a named number over the passing cases.
     pub fn max_of(&self, name: &str) -> f64 {
         self.passed().filter_map(|(_, m)| m.get(name).copied()).fold(f64::NEG_INFINITY, f64::max)

@@ -134,7 +134,7 @@ pub fn check(ctx: &Context) -> CheckResult {
     (ctx.progress)("T1: random initial data until clustered (β ≤ 2, n ≤ 16, d ∈ 3..8)");
     let found = search(0x71, 256, case_strategy(), run_case);
     let passed = found.passed().count();
-    let pending: Vec<_> = found.inconclusive().collect();
+    let pending = found.inconclusive_notes();
     let mut evidence = Evidence::new(format!(
         "{passed}/{} clustered (max gap < 1e-6), latest at {:.0}% of the horizon",
         found.outcomes.len(),
@@ -143,9 +143,7 @@ pub fn check(ctx: &Context) -> CheckResult {
     .number("cases_clustered", passed as f64)
     .number("cases_not_yet_clustered", pending.len() as f64)
     .number("max_time_fraction_of_horizon", found.max_of("time_fraction_of_horizon"));
-    for (case, reason) in pending {
-        evidence = evidence.note(format!("{}: {reason}", serde_json::to_string(case).unwrap_or_default()));
-    }
+    evidence.notes = pending;
     Ok(verdict_of(ID, &found, evidence))
 }
 

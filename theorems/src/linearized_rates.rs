@@ -213,10 +213,6 @@ pub fn check(ctx: &Context) -> CheckResult {
     (ctx.progress)("LR: measured contraction rates and the constants C_SA, C_USA");
     let found = search(0x12, 128, case_strategy(), run_case);
     let passed = found.passed().count();
-    let pending: Vec<String> = found
-        .inconclusive()
-        .map(|(c, r)| format!("{}: {r}", serde_json::to_string(c).unwrap_or_default()))
-        .collect();
     let mut evidence = Evidence::new(format!(
         "{passed} cases: worst |rate/λ − 1| = {:.2e} (λ = 2 SA, 2e^β USA)",
         found.max_of("rate_relative_deviation")
@@ -225,7 +221,7 @@ pub fn check(ctx: &Context) -> CheckResult {
     .number("cases_inconclusive", found.inconclusive().count() as f64)
     .number("err_rate_relative_deviation_max", found.max_of("rate_relative_deviation"))
     .number("err_log_c_max", found.max_of("err_log_c"));
-    evidence.notes = pending;
+    evidence.notes = found.inconclusive_notes();
     for (flow, n, beta, rho0) in TABLE {
         let tag = match flow {
             Flow::Sa => "SA",
