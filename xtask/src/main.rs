@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod figures;
 #[cfg(feature = "model")]
 mod hidden_states;
 mod report;

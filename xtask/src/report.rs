@@ -10,6 +10,8 @@ pub struct Report {
     pub schema: u32,
     pub claims: Vec<ClaimReport>,
     pub models: Vec<ModelReport>,
+    /// SVG figures written beside the report.
+    pub figures: Vec<String>,
 }
 
 /// One claim's outcome. `verdict` is "held", "counterexample", "inconclusive" or "error" (the check

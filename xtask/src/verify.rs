@@ -74,7 +74,19 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 
     print_claims(&reports);
     print_models(&models);
-    let report = Report { schema: 1, claims: reports, models };
+    let mut figures = Vec::new();
+    for m in models.iter().filter(|m| m.error.is_none()) {
+        match crate::figures::layer_histograms(m, path.parent().unwrap_or(Path::new("."))) {
+            Ok(p) => figures.push(p.display().to_string()),
+            // A figure is a view of numbers the report already holds: failing to draw one is
+            // reported, not fatal.
+            Err(e) => eprintln!("warning: {e:#}"),
+        }
+    }
+    for f in &figures {
+        println!("figure: {f}");
+    }
+    let report = Report { schema: 1, claims: reports, models, figures };
     embeddings::atomic::write_bytes(&path, &serde_json::to_vec_pretty(&report)?)?;
     println!("\nreport: {} ({:.1}s)", path.display(), start.elapsed().as_secs_f64());
 
