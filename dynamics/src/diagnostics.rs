@@ -195,6 +195,20 @@ pub fn max_gap(x: &Tokens) -> Result<f64> {
     Ok(half_sq_chords(&theta).max())
 }
 
+/// Mean of `1 − ⟨θ_i,θ_j⟩` over pairs `i < j` of the directions `θ_i = x_i/|x_i|`, from the
+/// chords (see [`max_gap`] for why): for a nearly equiangular configuration this is `1 − ρ` with
+/// its digits intact where `1 − ρ` itself would cancel. Needs `n ≥ 2`, finite entries, no zero token.
+///
+/// Reference: the equiangular gap `1 − ρ` of §6.1 of arXiv 2512.01868.
+pub fn mean_gap(x: &Tokens) -> Result<f64> {
+    check_pairs(x)?;
+    let theta = unit_directions(x)?;
+    let c = half_sq_chords(&theta);
+    let n = c.ncols();
+    let sum: f64 = (0..n).flat_map(|i| (i + 1..n).map(move |j| (i, j))).map(|(i, j)| c[(i, j)]).sum();
+    Ok(sum / (n * (n - 1) / 2) as f64)
+}
+
 /// Connected components of the graph on tokens with an edge `i — j` when
 /// `⟨x_i, x_j⟩ ≥ threshold` (single linkage), each sorted ascending, listed by smallest member.
 /// Inner products are those of the tokens as given (cosines for unit tokens). Needs `n ≥ 1`, finite

@@ -762,3 +762,14 @@ fn report_types_are_serializable() {
     serializable::<EnergyRate>();
     serializable::<Hemisphere>();
 }
+
+#[test]
+fn mean_gap_is_one_minus_rho_for_equiangular_data() {
+    // From the Gram construction, ⟨x_i,x_j⟩ = ρ₀ to ~1e-15; the chord keeps that absolute accuracy.
+    for (n, rho0) in [(3, 0.2), (6, -0.1), (4, 1.0 - 1e-9)] {
+        let x = dynamics::tokens::equiangular(n, n + 1, rho0).unwrap();
+        let gap = dynamics::diagnostics::mean_gap(&x).unwrap();
+        assert!((gap - (1.0 - rho0)).abs() < 1e-14, "n={n} ρ₀={rho0}: {gap}");
+    }
+    assert!(dynamics::diagnostics::mean_gap(&dynamics::Tokens::zeros(3, 1)).is_err());
+}

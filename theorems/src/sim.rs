@@ -20,17 +20,12 @@ pub fn adaptive(rtol: f64) -> dynamics::Result<DormandPrince54> {
     DormandPrince54::new(Tolerances::new(rtol, rtol / 100.0)?, 1e-3)
 }
 
-/// `log(1 − ρ)` of a nearly equiangular configuration, from the mean of `|x_i − x_j|²/2` over
-/// pairs: this keeps the digits that `1 − ⟨x_i, x_j⟩` loses to cancellation when ρ is near 1.
+/// `log(1 − ρ)` of a nearly equiangular configuration: the log of
+/// [`dynamics::diagnostics::mean_gap`], which keeps the digits that `1 − ⟨x_i, x_j⟩` loses to
+/// cancellation when ρ is near 1. NaN for a configuration the diagnostic refuses (fewer than two
+/// tokens, a zero token), which no flow on the sphere produces.
 pub fn log_gap(x: &dynamics::Tokens) -> f64 {
-    let n = x.ncols();
-    let mut sum = 0.0;
-    for i in 0..n {
-        for j in i + 1..n {
-            sum += (x.column(i) - x.column(j)).norm_squared() / 2.0;
-        }
-    }
-    (sum / (n * (n - 1) / 2) as f64).ln()
+    dynamics::diagnostics::mean_gap(x).map_or(f64::NAN, f64::ln)
 }
 
 /// The spread `max − min` of the off-diagonal Gram entries: 0 exactly for equiangular data.
